@@ -1,0 +1,39 @@
+"""Batches: a named statistics job configuration that is started as tasks."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+batch_code_validator = RegexValidator(
+    r"^[A-Za-z0-9_-]{1,64}$",
+    _("Use 1–64 characters: letters, digits, '_' and '-'."),
+)
+
+
+class Batch(models.Model):
+    batch_code = models.CharField(_("batch code"), max_length=64, unique=True, validators=[batch_code_validator])
+    description = models.CharField(_("description"), max_length=500, blank=True, default="")
+    data_source = models.CharField(_("data source"), max_length=64, db_index=True)
+    config = models.JSONField(_("configuration"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("statistics batch")
+        verbose_name_plural = _("statistics batches")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["-created_at"], name="batch_created_idx")]
+
+    def __str__(self) -> str:
+        return self.batch_code

@@ -1,0 +1,158 @@
+"""Every write to a batch goes through here (create, update, delete, start, cancel)."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from batches.models import Batch, batch_code_validator
+from batches.sources import validate_batch_config
+from taskcenter.errors import Conflict, InvalidInput, NotFound
+from tasks.actors import Actor
+from tasks.audit import audit
+from tasks.models import Task
+from tasks.services import task_cancel, task_create
+from tasks.states import ACTIVE_STATUSES, Trigger
+
+#: The job type a batch runs.
+STATISTICS_JOB = "statistics"
+
+
+def batch_get(batch_code: str) -> Batch:
+    try:
+        return Batch.objects.get(batch_code=batch_code)
+    except Batch.DoesNotExist:
+        raise NotFound(f"batch {batch_code} not found") from None
+
+
+def _validate_code(batch_code) -> str:
+    if not isinstance(batch_code, str):
+        raise InvalidInput("batch_code must be a string", errors={"batch_code": ["Must be a string."]})
+    try:
+        batch_code_validator(batch_code)
+    except Exception as exc:  # django ValidationError
+        message = "; ".join(getattr(exc, "messages", [str(exc)]))
+        raise InvalidInput(f"invalid batch_code: {message}", errors={"batch_code": [message]}) from None
+    return batch_code
+
+
+def active_task(batch: Batch) -> Task | None:
+    return batch.tasks.filter(status__in=ACTIVE_STATUSES).order_by("-created_at").first()
+
+
+def batch_create(*, actor: Actor, batch_code: str, data_source: str, config: dict, description: str = "") -> Batch:
+    """Create a batch after validating its config against the data source.
+
+    Raises :class:`InvalidInput` (bad code, unknown source/dimension/calculation) or
+    :class:`Conflict` (the code exists).
+    """
+    actor.require("batches.add_batch")
+    _validate_code(batch_code)
+    clean_config = validate_batch_config(data_source, config)
+    try:
+        with transaction.atomic():
+            batch = Batch.objects.create(
+                batch_code=batch_code,
+                description=description or "",
+                data_source=data_source,
+                config=clean_config,
+                created_by=actor.user,
+            )
+            audit(
+                actor=actor,
+                action="batch.create",
+                target_type="batch",
+                target_id=batch_code,
+                details={"data_source": data_source, "config": clean_config},
+            )
+    except IntegrityError:
+        raise Conflict(
+            f"batch {batch_code} already exists", errors={"batch_code": ["This batch code exists."]}
+        ) from None
+    return batch
+
+
+def batch_update(*, actor: Actor, batch_code: str, changes: dict) -> Batch:
+    """Change description / data_source / config; :class:`Conflict` while a task is active."""
+    actor.require("batches.change_batch")
+    if "batch_code" in changes and changes["batch_code"] != batch_code:
+        raise InvalidInput("batch_code cannot be changed", errors={"batch_code": ["batch_code is immutable."]})
+    with transaction.atomic():
+        batch = _locked(batch_code)
+        if active_task(batch) is not None:
+            raise Conflict(f"batch {batch_code} has an active task; cancel it before editing")
+        data_source = changes.get("data_source", batch.data_source)
+        config = changes.get("config", batch.config)
+        batch.config = validate_batch_config(data_source, config)
+        batch.data_source = data_source
+        if "description" in changes:
+            batch.description = changes["description"] or ""
+        batch.save()
+        audit(
+            actor=actor,
+            action="batch.update",
+            target_type="batch",
+            target_id=batch_code,
+            details={key: value for key, value in changes.items() if key != "batch_code"},
+        )
+    return batch
+
+
+def batch_delete(*, actor: Actor, batch_code: str) -> None:
+    """Delete a batch and its finished tasks; :class:`Conflict` while a task is active."""
+    actor.require("batches.delete_batch")
+    with transaction.atomic():
+        batch = _locked(batch_code)
+        if active_task(batch) is not None:
+            raise Conflict(f"batch {batch_code} has an active task; cancel it before deleting")
+        task_count = batch.tasks.count()
+        batch.delete()
+        audit(
+            actor=actor,
+            action="batch.delete",
+            target_type="batch",
+            target_id=batch_code,
+            details={"deleted_tasks": task_count},
+        )
+
+
+def batch_start(*, actor: Actor, batch_code: str, trigger: str = Trigger.API) -> Task:
+    """Create and enqueue a ``statistics`` task for the batch, with its config snapshotted.
+
+    :class:`Conflict` when the batch already has an active task.
+    """
+    actor.require("tasks.start_task")
+    with transaction.atomic():
+        # The row lock (PostgreSQL) or the IMMEDIATE write lock (SQLite) makes "no active task,
+        # then create one" atomic: two operators starting the same batch get one task.
+        batch = _locked(batch_code)
+        existing = active_task(batch)
+        if existing is not None:
+            raise Conflict(f"batch {batch_code} already has an active task {existing.pk} ({existing.status})")
+        snapshot = {"data_source": batch.data_source, "config": validate_batch_config(batch.data_source, batch.config)}
+        return task_create(
+            actor=actor,
+            task_type=STATISTICS_JOB,
+            params=snapshot,
+            batch=batch,
+            trigger=trigger,
+            check_permission=False,  # start_task was checked above; add_task is not needed
+        )
+
+
+def batch_cancel(*, actor: Actor, batch_code: str) -> Task:
+    """Cancel the batch's active task; :class:`Conflict` when it has none."""
+    actor.require("tasks.cancel_task")
+    batch = batch_get(batch_code)
+    task = active_task(batch)
+    if task is None:
+        raise Conflict(f"batch {batch_code} has no active task")
+    task_cancel(actor=actor, task_id=task.pk)
+    task.refresh_from_db()
+    return task
+
+
+def _locked(batch_code: str) -> Batch:
+    try:
+        return Batch.objects.select_for_update().get(batch_code=batch_code)
+    except Batch.DoesNotExist:
+        raise NotFound(f"batch {batch_code} not found") from None

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""The two set-up commands (README.md): ``python3 dev.py run`` and ``python3 dev.py test``.
+
+Needs only python3 (3.11+) with venv and pip. Creates ``.venv``, installs the requirements when
+they changed, then runs the service (web + django-q2 cluster) or the test suite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+VAR = ROOT / "var"
+PY = VENV / "bin" / "python"
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def ensure_venv(*, dev: bool) -> None:
+    """Create the virtualenv and install the requirements when their files changed."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be started by an older python3
+        sys.exit(f"taskcenter needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not PY.exists():
+        say(f"creating virtualenv in {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+        subprocess.run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+    files = [ROOT / "requirements.txt"] + ([ROOT / "requirements-dev.txt"] if dev else [])
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    stamp = VENV / (".installed-dev" if dev else ".installed")
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    say("installing " + " ".join(f.name for f in files))
+    args = [str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    for f in files:
+        args += ["-r", str(f)]
+    subprocess.run(args, check=True)
+    stamp.write_text(digest)
+
+
+def manage(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([str(PY), str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, check=check)
+
+
+def service_env() -> dict:
+    """Environment for the local service: a generated secret kept in var/, plain-HTTP cookies."""
+    VAR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    key_file = VAR / "secret_key"
+    if not env.get("SECRET_KEY"):
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(50))
+            key_file.chmod(0o600)
+        env["SECRET_KEY"] = key_file.read_text().strip()
+    # The local service is served over plain HTTP on 127.0.0.1: secure-only cookies would make the
+    # admin login impossible. Behind TLS, set SECURE_COOKIES=1 (README, "Configuration").
+    env.setdefault("SECURE_COOKIES", "0")
+    return env
+
+
+def run() -> int:
+    ensure_venv(dev=False)
+    env = service_env()
+    host, port = env.get("HOST", "127.0.0.1"), env.get("PORT", "8000")
+    say("migrating the database")
+    manage("migrate", "--noinput", "-v", "0", env=env)
+    manage("collectstatic", "--noinput", "-v", "0", env=env)
+    manage("bootstrap", env=env)
+    web_workers = env.get("WEB_WORKERS", "2")
+    children = [
+        subprocess.Popen(
+            [
+                str(VENV / "bin" / "gunicorn"),
+                "taskcenter.wsgi",
+                "--bind",
+                f"{host}:{port}",
+                "--workers",
+                web_workers,
+                "--worker-class",
+                "gthread",
+                "--threads",
+                env.get("WEB_THREADS", "8"),
+                "--access-logfile",
+                "-",
+            ],
+            cwd=ROOT,
+            env=env,
+        ),
+        subprocess.Popen([str(PY), str(ROOT / "manage.py"), "qcluster"], cwd=ROOT, env=env),
+    ]
+    say(f"serving http://{host}:{port}/admin/ with a django-q2 cluster; Ctrl-C stops both")
+
+    def stop(*_):
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    finally:
+        stop()
+        deadline = time.monotonic() + 30
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+    codes = [child.returncode for child in children]
+    return 0 if all(code in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes) else 1
+
+
+def test(extra: list[str]) -> int:
+    ensure_venv(dev=True)
+    env = dict(os.environ)
+    say(f"ruff check (database for the tests: {env.get('DATABASE_URL', 'SQLite under var/')})")
+    lint = subprocess.run([str(VENV / "bin" / "ruff"), "check", "."], cwd=ROOT)
+    if lint.returncode:
+        return lint.returncode
+    say("pytest")
+    return subprocess.run([str(PY), "-m", "pytest", *extra], cwd=ROOT, env=env).returncode
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+        print(__doc__)
+        print("usage: python3 dev.py run | python3 dev.py test [pytest args]")
+        return 2
+    if sys.argv[1] == "run":
+        return run()
+    return test(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""taskcenter: a Django admin-centric center for long background jobs."""

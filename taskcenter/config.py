@@ -1,0 +1,138 @@
+"""Reading settings from the environment.
+
+Everything here is plain Python so that ``settings.py`` stays a list of decisions.  A bad value
+raises :class:`ConfigError`; ``manage.py`` and ``wsgi.py`` turn it into one line on stderr and a
+non-zero exit instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ImproperlyConfigured):
+    """A setting read from the environment is missing or malformed."""
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use 1/0, true/false, yes/no, on/off)")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+SQLITE_OPTIONS = {
+    # IMMEDIATE takes the write lock at BEGIN: with DEFERRED, concurrent read-then-write
+    # transactions fail with "database is locked" instead of waiting (measured, ARCHITECTURE.md).
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+
+
+def parse_database_url(url: str, *, base_dir: Path) -> dict:
+    """Turn ``DATABASE_URL`` into a Django ``DATABASES['default']`` entry.
+
+    Supported: ``sqlite:///relative/or/absolute/path.sqlite3`` and
+    ``postgres://user:password@host:port/name?sslmode=…`` (also ``postgresql://``).
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        # sqlite:///var/db.sqlite3 → relative to the project; sqlite:////abs/path → absolute.
+        raw_path = unquote(parts.path)
+        if parts.netloc:
+            raise ConfigError(f"DATABASE_URL {url!r}: a SQLite URL has no host (use sqlite:///path)")
+        if not raw_path or raw_path == "/":
+            raise ConfigError(f"DATABASE_URL {url!r}: a SQLite URL needs a file path")
+        path = Path(raw_path[1:])
+        if not path.is_absolute():
+            path = base_dir / path
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(path),
+            "OPTIONS": dict(SQLITE_OPTIONS),
+        }
+    if scheme in {"postgres", "postgresql", "pgsql"}:
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise ConfigError(f"DATABASE_URL {_redact(url)!r}: a PostgreSQL URL needs a database name")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"DATABASE_URL {_redact(url)!r}: the port is not a number") from None
+        options = dict(parse_qsl(parts.query))
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(port or ""),
+            "OPTIONS": options,
+            # Persistent connections: django-q2's broker and the API both gain a lot from not
+            # reconnecting on every query; health checks drop broken ones.
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    shown = scheme or "(none)"
+    raise ConfigError(
+        f"DATABASE_URL scheme {shown!r} is not supported: use sqlite:///path or postgres://user@host/name"
+    )
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def parse_redis_url(url: str) -> dict:
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss"}:
+        raise ConfigError(f"REDIS_URL scheme {parts.scheme or '(none)'!r} is not supported: use redis://host:port/db")
+    return {"url": url}
+
+
+def exit_on_config_error(exc: ConfigError) -> None:
+    """Print one clear line and stop: the operator needs the reason, not a traceback."""
+    sys.stderr.write(f"taskcenter: configuration error: {exc}\n")
+    raise SystemExit(2)

@@ -1,0 +1,198 @@
+"""Django settings for taskcenter, read from the environment (README.md, "Configuration").
+
+Defaults give a working single-machine install: SQLite under ``var/`` and django-q2's ORM broker.
+``DATABASE_URL`` and ``REDIS_URL`` move the same code onto PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from taskcenter.config import (
+    ConfigError,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    parse_database_url,
+    parse_redis_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("TASKCENTER_VAR_DIR", str(BASE_DIR / "var")))
+
+# --- Core -------------------------------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ConfigError("SECRET_KEY is not set; set it (or DEBUG=1 for a development key)")
+    SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "tasks.apps.TasksConfig",
+    "batches.apps.BatchesConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "taskcenter.urls"
+WSGI_APPLICATION = "taskcenter.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'taskcenter.sqlite3'}")
+DATABASES = {"default": parse_database_url(DATABASE_URL, base_dir=BASE_DIR)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Tests run a real qcluster in another process, so the test database must be a file.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-taskcenter.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Internationalisation ---------------------------------------------------------------------
+
+LANGUAGE_CODE = env_str("LANGUAGE_CODE", "zh-hans")
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env_str("TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files -----------------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- Security ---------------------------------------------------------------------------------
+
+# Behind a TLS-terminating proxy set SECURE_COOKIES=1 (and SECURE_SSL_REDIRECT=1 if it does not
+# redirect itself); the defaults keep plain-HTTP local use working.
+SECURE_COOKIES = env_bool("SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# Largest request body accepted (bytes); larger bodies are answered 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024, minimum=1024)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Email and alerts -------------------------------------------------------------------------
+
+ADMINS = [(addr.split("@")[0], addr) for addr in env_list("ADMINS", [])]
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+SERVER_EMAIL = env_str("SERVER_EMAIL", "taskcenter@localhost")
+TASKCENTER_ALERT_WEBHOOK = env_str("TASKCENTER_ALERT_WEBHOOK")
+
+# --- django-q2 --------------------------------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+Q_WORKERS = env_int("Q_WORKERS", 2, minimum=1)
+#: Hard backstop for one django-q2 task (seconds). Must exceed the longest job timeout; each job
+#: type also passes its own timeout + grace when it is enqueued.
+Q_TIMEOUT = env_int("Q_TIMEOUT", 3900, minimum=10)
+Q_CLUSTER = {
+    "name": env_str("Q_CLUSTER_NAME", "taskcenter"),
+    "workers": Q_WORKERS,
+    # A cluster pre-fetches at most one task per worker, so a task never waits long in a local
+    # queue while its broker lease (retry) runs out.
+    "queue_limit": Q_WORKERS,
+    "timeout": Q_TIMEOUT,
+    # Broker lease: a message not acknowledged after this many seconds is delivered again. It must
+    # exceed timeout, or a long task would be delivered twice (fencing would make that harmless,
+    # but it wastes a worker).
+    "retry": Q_TIMEOUT + 300,
+    # taskcenter owns retries (backoff, categories, attempts): django-q2 runs each message once
+    # and acknowledges failures instead of redelivering them forever.
+    "max_attempts": 1,
+    "ack_failures": True,
+    # Successful runs are recorded on our Task rows; do not also store them in django_q_task.
+    "save_limit": -1,
+    "catch_up": False,
+    "poll": 0.1,
+    "label": "Django Q2",
+    "recycle": 500,
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = parse_redis_url(REDIS_URL)["url"]
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- taskcenter runtime -----------------------------------------------------------------------
+
+#: A processing task whose heartbeat is older than this many seconds is considered lost.
+TASKCENTER_LEASE_SECONDS = env_int("TASKCENTER_LEASE_SECONDS", 60, minimum=2)
+#: How often the heartbeat is refreshed and progress/logs are flushed (seconds, float ok).
+TASKCENTER_FLUSH_INTERVAL = float(env_str("TASKCENTER_FLUSH_INTERVAL", "0.25"))
+#: Where ``import_assessments`` task params may point (never an arbitrary path from the API).
+TASKCENTER_IMPORT_DIR = Path(env_str("TASKCENTER_IMPORT_DIR", str(VAR_DIR / "imports")))
+
+# --- Logging ----------------------------------------------------------------------------------
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django_q": {"level": env_str("Q_LOG_LEVEL", "WARNING").upper()}},
+}

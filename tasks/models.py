@@ -1,0 +1,165 @@
+"""Tasks (one execution of a job), their stages, logs, and the audit log of every state change."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from tasks.states import ErrorCategory, LogLevel, StageStatus, TaskStatus, Trigger
+
+
+class Task(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name=_("task id"))
+    batch = models.ForeignKey(
+        "batches.Batch",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="tasks",
+        verbose_name=_("batch"),
+    )
+    task_type = models.CharField(_("task type"), max_length=64)
+    status = models.CharField(_("status"), max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING)
+    #: Overall progress 0–100, weighted over the stages.
+    progress = models.FloatField(_("progress"), default=0.0)
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    result = models.JSONField(_("result"), null=True, blank=True)
+    error_message = models.TextField(_("error message"), blank=True, default="")
+    # null, not "", means "no error" so the API can show it as JSON null (API.md).
+    error_category = models.CharField(  # noqa: DJ001
+        _("error category"), max_length=16, choices=ErrorCategory.choices, null=True, blank=True
+    )
+    #: 1 for the first run; each retry (automatic or by a user) adds one.
+    attempt = models.PositiveIntegerField(_("attempt"), default=1)
+    max_attempts = models.PositiveIntegerField(_("max attempts"), default=3)
+    trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger.choices, default=Trigger.API)
+    #: Fencing token of the live execution: every worker write is conditional on it.
+    execution_id = models.UUIDField(_("execution id"), null=True, blank=True)
+    #: Job-defined state saved by the worker so that resume/retry continue instead of restarting.
+    checkpoint = models.JSONField(_("checkpoint"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("heartbeat"), null=True, blank=True)
+    #: For a pending task: not to be run before this time (retry backoff).
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    #: When the task was last handed to the broker (the watchdog re-enqueues stale pending tasks).
+    enqueued_at = models.DateTimeField(_("enqueued at"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("task")
+        verbose_name_plural = _("tasks")
+        ordering = ["-created_at"]
+        permissions = [
+            ("start_task", _("Can start tasks")),
+            ("cancel_task", _("Can cancel tasks")),
+            ("pause_task", _("Can pause and resume tasks")),
+            ("retry_task", _("Can retry tasks")),
+        ]
+        indexes = [
+            # The list endpoint: newest first, optionally by status / type / batch / trigger.
+            models.Index(fields=["-created_at"], name="task_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="task_status_created_idx"),
+            models.Index(fields=["task_type", "-created_at"], name="task_type_created_idx"),
+            models.Index(fields=["batch", "-created_at"], name="task_batch_created_idx"),
+            models.Index(fields=["trigger", "-created_at"], name="task_trigger_created_idx"),
+            # Watchdog: processing tasks by heartbeat, pending tasks by due time.
+            models.Index(fields=["status", "heartbeat_at"], name="task_status_heartbeat_idx"),
+            models.Index(fields=["status", "next_attempt_at"], name="task_status_due_idx"),
+            models.Index(fields=["status", "completed_at"], name="task_status_completed_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_type} {self.id}"
+
+
+class TaskStage(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="stages", verbose_name=_("task"))
+    name = models.CharField(_("stage"), max_length=64)
+    position = models.PositiveSmallIntegerField(_("position"))
+    #: Share of the task's overall progress this stage carries (weights of a task sum to 1).
+    weight = models.FloatField(_("weight"), default=1.0)
+    status = models.CharField(_("status"), max_length=16, choices=StageStatus.choices, default=StageStatus.PENDING)
+    progress = models.FloatField(_("progress"), default=0.0)
+
+    class Meta:
+        verbose_name = _("task stage")
+        verbose_name_plural = _("task stages")
+        ordering = ["task", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "name"], name="stage_unique_name"),
+            models.UniqueConstraint(fields=["task", "position"], name="stage_unique_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.progress:.1f}%)"
+
+
+class TaskLog(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="logs", verbose_name=_("task"))
+    timestamp = models.DateTimeField(_("time"))
+    level = models.PositiveSmallIntegerField(_("level"), choices=LogLevel.choices, default=LogLevel.INFO)
+    message = models.TextField(_("message"))
+    data = models.JSONField(_("data"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("task log")
+        verbose_name_plural = _("task logs")
+        ordering = ["task", "id"]
+        indexes = [
+            models.Index(fields=["task", "id"], name="tasklog_task_id_idx"),
+            models.Index(fields=["task", "level", "id"], name="tasklog_task_level_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.get_level_display()}] {self.message[:80]}"
+
+
+class AuditLog(models.Model):
+    """One row per state change or operator action, written in the same transaction as the change."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("actor"),
+    )
+    #: The actor's username at the time (kept when the user is deleted); "system" for workers.
+    actor_name = models.CharField(_("actor name"), max_length=150, default="system")
+    action = models.CharField(_("action"), max_length=64)
+    target_type = models.CharField(_("target type"), max_length=32)
+    target_id = models.CharField(_("target id"), max_length=64)
+    from_status = models.CharField(_("from status"), max_length=16, blank=True, default="")
+    to_status = models.CharField(_("to status"), max_length=16, blank=True, default="")
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    client_address = models.GenericIPAddressField(_("client address"), null=True, blank=True)
+    created_at = models.DateTimeField(_("time"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("audit log entry")
+        verbose_name_plural = _("audit log")
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["target_type", "target_id", "id"], name="audit_target_idx"),
+            models.Index(fields=["actor", "-id"], name="audit_actor_idx"),
+            models.Index(fields=["action", "-id"], name="audit_action_idx"),
+            models.Index(fields=["created_at"], name="audit_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        change = f" {self.from_status}→{self.to_status}" if self.to_status else ""
+        return f"{self.actor_name} {self.action} {self.target_type}:{self.target_id}{change}"

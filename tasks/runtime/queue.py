@@ -1,0 +1,45 @@
+"""Handing task ids to django-q2. The only place that calls ``async_task``."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from tasks.models import Task
+
+logger = logging.getLogger(__name__)
+
+#: Seconds added to a job's cooperative timeout for django-q2's hard backstop, so the job can
+#: notice its own deadline, save a checkpoint and report ``timeout`` before it is killed.
+HARD_TIMEOUT_GRACE = 30
+
+WORKER_ENTRY = "tasks.runtime.worker.run_task"
+
+
+def enqueue_now(task_id: uuid.UUID | str, *, timeout_seconds: int) -> bool:
+    """Push one task id to the broker. Returns False (and logs) when the broker refuses.
+
+    A task left pending because the broker was unreachable is re-enqueued by the watchdog, so a
+    failure here never loses a task.
+    """
+    try:
+        # Only the id travels: async_task reserves many keyword names (timeout, hook, group…).
+        async_task(
+            WORKER_ENTRY,
+            str(task_id),
+            q_options={"timeout": int(timeout_seconds) + HARD_TIMEOUT_GRACE, "task_name": f"task-{task_id}"},
+        )
+    except Exception:  # the broker is down: the watchdog will retry
+        logger.exception("could not enqueue task %s; the watchdog will re-enqueue it", task_id)
+        return False
+    Task.objects.filter(pk=task_id, status="pending").update(enqueued_at=timezone.now())
+    return True
+
+
+def enqueue_on_commit(task_id: uuid.UUID | str, *, timeout_seconds: int) -> None:
+    """Enqueue after the surrounding transaction commits (a worker must see the pending row)."""
+    transaction.on_commit(lambda: enqueue_now(task_id, timeout_seconds=timeout_seconds))

@@ -1,0 +1,136 @@
+"""The job registry: a job type is a function registered under a name with its stages and policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rest_framework import serializers
+
+from taskcenter.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    #: Relative share of the task's overall progress (normalised over the job's stages).
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    func: Callable
+    description: str
+    stages: tuple[Stage, ...]
+    #: Cooperative deadline for one execution; django-q2's timeout (+ grace) is the hard backstop.
+    timeout_seconds: int
+    max_attempts: int
+    #: Automatic-retry backoff: ``base * 2**(attempt-1)`` seconds, capped at ``max``, with jitter.
+    retry_backoff_base: float
+    retry_backoff_max: float
+    params_serializer: type[serializers.Serializer] | None = None
+    #: Shown in the API and admin; False hides types meant only for schedules.
+    user_startable: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def stage_weights(self) -> list[tuple[str, float]]:
+        total = sum(stage.weight for stage in self.stages) or 1.0
+        return [(stage.name, stage.weight / total) for stage in self.stages]
+
+    def validate_params(self, params) -> dict:
+        """Validate ``params`` with the type's serializer; :class:`InvalidInput` names each bad field."""
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise InvalidInput("params must be a JSON object", errors={"params": ["Expected a JSON object."]})
+        if self.params_serializer is None:
+            if params:
+                raise InvalidInput(
+                    f"task type {self.name!r} takes no parameters",
+                    errors={"params": [f"Unknown field(s): {', '.join(sorted(params))}."]},
+                )
+            return {}
+        serializer = self.params_serializer(data=params)
+        unknown = sorted(set(params) - set(serializer.fields))
+        errors: dict[str, list[str]] = {}
+        if unknown:
+            errors["params"] = [f"Unknown field(s): {', '.join(unknown)}."]
+        if not serializer.is_valid():
+            for key, messages in _flatten(serializer.errors).items():
+                errors[f"params.{key}" if key != "non_field_errors" else "params"] = messages
+        if errors:
+            raise InvalidInput(f"invalid params for task type {self.name!r}", errors=errors)
+        return dict(serializer.validated_data)
+
+
+def _flatten(errors, prefix: str = "") -> dict[str, list[str]]:
+    flat: dict[str, list[str]] = {}
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(errors, list) and errors and all(not isinstance(e, (dict, list)) for e in errors):
+        flat[prefix or "non_field_errors"] = [str(e) for e in errors]
+    elif isinstance(errors, list):
+        for index, value in enumerate(errors):
+            flat.update(_flatten(value, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        flat[prefix or "non_field_errors"] = [str(errors)]
+    return flat
+
+
+_REGISTRY: dict[str, JobType] = {}
+
+
+def register(
+    name: str,
+    *,
+    stages: list[tuple[str, float]] | tuple[tuple[str, float], ...],
+    description: str = "",
+    timeout_seconds: int = 3600,
+    max_attempts: int = 3,
+    retry_backoff_base: float = 5.0,
+    retry_backoff_max: float = 300.0,
+    params: type[serializers.Serializer] | None = None,
+    user_startable: bool = True,
+) -> Callable[[Callable], Callable]:
+    """Register ``func(ctx)`` as job type ``name``. Registering a name twice is an error."""
+    if not stages:
+        raise ValueError(f"job type {name!r} needs at least one stage")
+
+    def decorator(func: Callable) -> Callable:
+        if name in _REGISTRY and _REGISTRY[name].func is not func:
+            raise ValueError(f"job type {name!r} is already registered")
+        _REGISTRY[name] = JobType(
+            name=name,
+            func=func,
+            description=description or (func.__doc__ or "").strip().split("\n")[0],
+            stages=tuple(Stage(stage_name, float(weight)) for stage_name, weight in stages),
+            timeout_seconds=int(timeout_seconds),
+            max_attempts=int(max_attempts),
+            retry_backoff_base=float(retry_backoff_base),
+            retry_backoff_max=float(retry_backoff_max),
+            params_serializer=params,
+            user_startable=user_startable,
+        )
+        return func
+
+    return decorator
+
+
+def get_job_type(name: str) -> JobType:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise InvalidInput(
+            f"unknown task type {name!r}", errors={"task_type": [f"Unknown task type {name!r}; known: {known}."]}
+        ) from None
+
+
+def job_types() -> list[JobType]:
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def longest_timeout() -> int:
+    return max((job.timeout_seconds for job in _REGISTRY.values()), default=0)

@@ -1,0 +1,288 @@
+"""Every write to a task goes through here: the state machine and the task services.
+
+Views, admin actions, management commands and the worker all call these functions; none
+re-implements a check. Each public service checks the actor's permission itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from taskcenter.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from tasks.actors import SYSTEM, Actor
+from tasks.audit import audit
+from tasks.models import Task, TaskStage
+from tasks.runtime.queue import enqueue_on_commit
+from tasks.runtime.registry import get_job_type
+from tasks.states import ACTIVE_STATUSES, TaskStatus, Trigger, is_legal
+
+#: How often a compare-and-set is retried when another writer changed the status in between.
+_CAS_ROUNDS = 8
+
+
+class ClaimLost(Conflict):
+    """The execution_id fencing token no longer matches: another execution owns the task."""
+
+
+def transition(
+    task_id,
+    target: str,
+    *,
+    action: str,
+    actor: Actor = SYSTEM,
+    execution_id: uuid.UUID | None = None,
+    fields: dict | None = None,
+    details: dict | None = None,
+) -> str:
+    """Move task ``task_id`` to ``target`` atomically and audit it; return the previous status.
+
+    The change is a compare-and-set ``UPDATE … WHERE status = <observed>`` (plus
+    ``execution_id = …`` when a worker writes), never a read-modify-write, so concurrent writers
+    on SQLite or PostgreSQL cannot produce an illegal sequence. The AuditLog row is written in
+    the same transaction.
+
+    Raises :class:`NotFound`, :class:`IllegalTransition` (the table forbids it; nothing changed)
+    or :class:`ClaimLost` (``execution_id`` given and no longer the task's).
+    """
+    task_id = parse_task_id(task_id)
+    now = timezone.now()
+    updates = dict(fields or {})
+    updates["status"] = target
+    updates["updated_at"] = now
+    for _ in range(_CAS_ROUNDS):
+        row = Task.objects.filter(pk=task_id).values_list("status", "execution_id").first()
+        if row is None:
+            raise NotFound(f"task {task_id} not found")
+        current, current_execution = row
+        if execution_id is not None and current_execution != execution_id:
+            raise ClaimLost(f"task {task_id} is no longer held by execution {execution_id}")
+        if not is_legal(current, target):
+            raise IllegalTransition(
+                f"task {task_id} cannot go from {current} to {target}", current=current, target=target
+            )
+        guarded = Task.objects.filter(pk=task_id, status=current)
+        if execution_id is not None:
+            guarded = guarded.filter(execution_id=execution_id)
+        with transaction.atomic():
+            if guarded.update(**updates):
+                audit(
+                    actor=actor,
+                    action=action,
+                    target_type="task",
+                    target_id=task_id,
+                    from_status=current,
+                    to_status=target,
+                    details=details,
+                )
+                return current
+        # Somebody else changed the row between our read and our update: look again.
+    raise Conflict(f"task {task_id} is changing too fast; try again")
+
+
+def parse_task_id(task_id) -> uuid.UUID:
+    """A task id as a UUID; anything that is not one names no task (:class:`NotFound`)."""
+    if isinstance(task_id, uuid.UUID):
+        return task_id
+    try:
+        return uuid.UUID(str(task_id))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"task {task_id} not found") from None
+
+
+def _get(task_id) -> Task:
+    try:
+        return Task.objects.select_related("batch").get(pk=parse_task_id(task_id))
+    except Task.DoesNotExist:
+        raise NotFound(f"task {task_id} not found") from None
+
+
+# --- creating ---------------------------------------------------------------------------------
+
+
+def task_create(
+    *,
+    actor: Actor,
+    task_type: str,
+    params: dict | None = None,
+    batch=None,
+    trigger: str = Trigger.API,
+    check_permission: bool = True,
+) -> Task:
+    """Create a pending task of ``task_type`` with its stages and enqueue it after commit.
+
+    ``params`` are validated against the type's schema (:class:`InvalidInput` names bad fields).
+    """
+    if check_permission:
+        actor.require("tasks.add_task")
+    job = get_job_type(task_type)
+    clean_params = job.validate_params(params)
+    return _create_task(actor=actor, job=job, params=clean_params, batch=batch, trigger=trigger)
+
+
+def _create_task(*, actor: Actor, job, params: dict, batch, trigger: str) -> Task:
+    with transaction.atomic():
+        task = Task.objects.create(
+            task_type=job.name,
+            params=params,
+            batch=batch,
+            trigger=trigger,
+            max_attempts=job.max_attempts,
+            created_by=actor.user,
+        )
+        TaskStage.objects.bulk_create(
+            TaskStage(task=task, name=name, position=index, weight=weight)
+            for index, (name, weight) in enumerate(job.stage_weights())
+        )
+        audit(
+            actor=actor,
+            action="task.create",
+            target_type="task",
+            target_id=task.pk,
+            to_status=TaskStatus.PENDING,
+            details={"task_type": job.name, "batch_code": batch.batch_code if batch else None, "trigger": trigger},
+        )
+        enqueue_on_commit(task.pk, timeout_seconds=job.timeout_seconds)
+    return task
+
+
+def task_update_params(*, actor: Actor, task_id, params: dict) -> Task:
+    """Replace a pending task's params (seed 003: only while pending; else :class:`Conflict`)."""
+    actor.require("tasks.change_task")
+    task = _get(task_id)
+    clean = get_job_type(task.task_type).validate_params(params)
+    with transaction.atomic():
+        changed = Task.objects.filter(pk=task.pk, status=TaskStatus.PENDING).update(
+            params=clean, updated_at=timezone.now()
+        )
+        if not changed:
+            current = Task.objects.filter(pk=task.pk).values_list("status", flat=True).first()
+            raise Conflict(f"task {task.pk} is {current}; only pending tasks can be changed")
+        audit(actor=actor, action="task.update", target_type="task", target_id=task.pk, details={"params": clean})
+    task.refresh_from_db()
+    return task
+
+
+# --- steering ---------------------------------------------------------------------------------
+
+
+def task_cancel(*, actor: Actor, task_id) -> str:
+    """pending / processing / paused → cancelled. A running worker stops at its next check.
+
+    Returns the previous status; :class:`IllegalTransition` for a finished task.
+    """
+    actor.require("tasks.cancel_task")
+    return transition(
+        task_id,
+        TaskStatus.CANCELLED,
+        action="task.cancel",
+        actor=actor,
+        fields={"completed_at": timezone.now(), "next_attempt_at": None},
+    )
+
+
+def task_pause(*, actor: Actor, task_id) -> str:
+    """processing → paused. The worker saves its checkpoint at its next check and frees its slot."""
+    actor.require("tasks.pause_task")
+    return transition(task_id, TaskStatus.PAUSED, action="task.pause", actor=actor)
+
+
+def task_resume(*, actor: Actor, task_id) -> str:
+    """paused → pending, re-queued; the job continues from its checkpoint."""
+    actor.require("tasks.pause_task")
+    task = _get(task_id)
+    with transaction.atomic():
+        previous = transition(
+            task.pk,
+            TaskStatus.PENDING,
+            action="task.resume",
+            actor=actor,
+            fields={"execution_id": None, "next_attempt_at": None},
+        )
+        enqueue_on_commit(task.pk, timeout_seconds=get_job_type(task.task_type).timeout_seconds)
+    return previous
+
+
+def task_retry(*, actor: Actor, task_id) -> str:
+    """failed / cancelled → pending with ``attempt`` + 1; continues from its checkpoint."""
+    actor.require("tasks.retry_task")
+    task = _get(task_id)
+    with transaction.atomic():
+        previous = transition(
+            task.pk,
+            TaskStatus.PENDING,
+            action="task.retry",
+            actor=actor,
+            fields={
+                "attempt": F("attempt") + 1,
+                # A user's retry is one more attempt even past the automatic budget.
+                "max_attempts": Greatest(F("max_attempts"), F("attempt") + 1),
+                "trigger": Trigger.RETRY,
+                "execution_id": None,
+                "error_message": "",
+                "error_category": None,
+                "result": None,
+                "completed_at": None,
+                "next_attempt_at": None,
+            },
+        )
+        enqueue_on_commit(task.pk, timeout_seconds=get_job_type(task.task_type).timeout_seconds)
+    return previous
+
+
+def task_delete(*, actor: Actor, task_id) -> str:
+    """Delete a finished task with its stages and logs; :class:`Conflict` while it is active."""
+    actor.require("tasks.delete_task")
+    task = _get(task_id)
+    with transaction.atomic():
+        deleted, _ = Task.objects.filter(pk=task.pk).exclude(status__in=ACTIVE_STATUSES).delete()
+        if not deleted:
+            current = Task.objects.filter(pk=task.pk).values_list("status", flat=True).first()
+            if current is None:
+                raise NotFound(f"task {task.pk} not found")
+            raise Conflict(f"task {task.pk} is {current}; cancel it before deleting it")
+        audit(
+            actor=actor,
+            action="task.delete",
+            target_type="task",
+            target_id=task.pk,
+            from_status=task.status,
+            details={"task_type": task.task_type, "batch_code": task.batch.batch_code if task.batch else None},
+        )
+    return task.status
+
+
+# --- bulk -------------------------------------------------------------------------------------
+
+MAX_BULK_IDS = 1000
+
+
+def bulk_apply(ids: Iterable, operation) -> dict:
+    """Apply ``operation(id) -> status`` to each id; one bad item never stops the others.
+
+    Returns the bulk-result shape of API.md (duplicated ids count once).
+    """
+    unique = list(dict.fromkeys(str(item) for item in ids))
+    if len(unique) > MAX_BULK_IDS:
+        raise InvalidInput(
+            f"at most {MAX_BULK_IDS} ids per request", errors={"ids": [f"At most {MAX_BULK_IDS} ids per request."]}
+        )
+    results: dict[str, dict] = {}
+    for item in unique:
+        try:
+            status = operation(item)
+            results[item] = {"success": True, "status": status, "error": None}
+        except (NotFound, Conflict, InvalidInput) as exc:
+            results[item] = {"success": False, "status": None, "error": exc.message}
+    success = sum(1 for r in results.values() if r["success"])
+    return {
+        "total_count": len(unique),
+        "success_count": success,
+        "failed_count": len(unique) - success,
+        "results": results,
+    }

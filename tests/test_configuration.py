@@ -1,0 +1,100 @@
+"""Start-up configuration: bad settings stop with one clear line; production settings pass --deploy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from taskcenter.config import ConfigError, parse_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG"}}
+    base.update(env)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=base, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_unknown_database_scheme_stops_with_one_clear_line():
+    done = manage("check", DEBUG="1", DATABASE_URL="mysql://root@localhost/db")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "taskcenter: configuration error: DATABASE_URL scheme 'mysql' is not supported: "
+        "use sqlite:///path or postgres://user@host/name"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_production_without_secret_key_refuses_to_start():
+    done = manage("check", DEBUG="0")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "taskcenter: configuration error: SECRET_KEY is not set; set it (or DEBUG=1 for a development key)"
+    ]
+
+
+def test_malformed_boolean_is_named():
+    done = manage("check", DEBUG="maybe")
+    assert done.returncode == 2
+    assert "DEBUG='maybe' is not a boolean" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_deploy_check_passes_with_production_like_environment(tmp_path):
+    done = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="0",
+        SECRET_KEY="x9#Lq2!vR7@kP4$wZ8^nB3&mT6*yH1(cJ5)dF0-gS2+eA7=uK9~iO4",
+        ALLOWED_HOSTS="taskcenter.example.com",
+        SECURE_SSL_REDIRECT="1",
+        SECURE_HSTS_PRELOAD="1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "System check identified no issues" in done.stdout
+
+
+def test_no_missing_migrations(tmp_path):
+    done = manage(
+        "makemigrations", "--check", "--dry-run", DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'mig.sqlite3'}"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "engine", "name"),
+    [
+        ("sqlite:///var/x.sqlite3", "django.db.backends.sqlite3", str(ROOT / "var/x.sqlite3")),
+        ("sqlite:////tmp/abs.sqlite3", "django.db.backends.sqlite3", "/tmp/abs.sqlite3"),
+        ("postgres://u:p%40ss@db.example:6543/tc?sslmode=require", "django.db.backends.postgresql", "tc"),
+    ],
+)
+def test_database_url_parsing(url, engine, name):
+    parsed = parse_database_url(url, base_dir=ROOT)
+    assert (parsed["ENGINE"], parsed["NAME"]) == (engine, name)
+    if engine.endswith("postgresql"):
+        assert (parsed["USER"], parsed["PASSWORD"], parsed["HOST"], parsed["PORT"]) == (
+            "u",
+            "p@ss",
+            "db.example",
+            "6543",
+        )
+        assert parsed["OPTIONS"] == {"sslmode": "require"}
+    else:
+        assert parsed["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+@pytest.mark.parametrize("url", ["postgres://host", "sqlite://", "redis://x/0", "postgres://h:notaport/db"])
+def test_bad_database_urls_raise_config_error(url):
+    with pytest.raises(ConfigError):
+        parse_database_url(url, base_dir=ROOT)
