@@ -139,6 +139,7 @@ ADMINS = [(addr.split("@")[0], addr) for addr in env_list("ADMINS", [])]
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 SERVER_EMAIL = env_str("SERVER_EMAIL", "taskcenter@localhost")
 TASKCENTER_ALERT_WEBHOOK = env_str("TASKCENTER_ALERT_WEBHOOK")
 
@@ -169,6 +170,7 @@ Q_CLUSTER = {
     "catch_up": False,
     "poll": 0.1,
     "label": "Django Q2",
+    "log_level": env_str("Q_LOG_LEVEL", "WARNING").upper(),
     "recycle": 500,
 }
 if REDIS_URL:
@@ -182,6 +184,16 @@ else:
 TASKCENTER_LEASE_SECONDS = env_int("TASKCENTER_LEASE_SECONDS", 60, minimum=2)
 #: How often the heartbeat is refreshed and progress/logs are flushed (seconds, float ok).
 TASKCENTER_FLUSH_INTERVAL = float(env_str("TASKCENTER_FLUSH_INTERVAL", "0.25"))
+#: A pending task that no worker claimed for this long is handed to the broker again (a broker
+#: can lose a message; a duplicate is harmless).
+TASKCENTER_REQUEUE_AFTER_SECONDS = env_int("TASKCENTER_REQUEUE_AFTER_SECONDS", 600, minimum=1)
+#: Multiplies every automatic-retry backoff (tests use a small value).
+TASKCENTER_RETRY_BACKOFF_SCALE = float(env_str("TASKCENTER_RETRY_BACKOFF_SCALE", "1.0"))
+#: Finished tasks older than this many days are deleted by the daily maintenance.purge task.
+TASKCENTER_RETENTION_DAYS = env_int("TASKCENTER_RETENTION_DAYS", 30, minimum=1)
+#: Diagnostics: when set, the canary job appends each finished step to <dir>/<task id>.steps so
+#: that end-to-end tests can count executed steps across workers.
+TASKCENTER_CANARY_TRACE_DIR = env_str("TASKCENTER_CANARY_TRACE_DIR")
 #: Where ``import_assessments`` task params may point (never an arbitrary path from the API).
 TASKCENTER_IMPORT_DIR = Path(env_str("TASKCENTER_IMPORT_DIR", str(VAR_DIR / "imports")))
 
@@ -194,5 +206,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django_q": {"level": env_str("Q_LOG_LEVEL", "WARNING").upper()}},
+    "loggers": {"django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING").upper()}},
 }

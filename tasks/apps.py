@@ -6,3 +6,7 @@ class TasksConfig(AppConfig):
     name = "tasks"
     verbose_name = _("Tasks")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Registers the built-in job types.
+        from tasks import jobs  # noqa: F401

@@ -41,10 +41,14 @@ class Task(models.Model):
     #: Job-defined state saved by the worker so that resume/retry continue instead of restarting.
     checkpoint = models.JSONField(_("checkpoint"), null=True, blank=True)
     heartbeat_at = models.DateTimeField(_("heartbeat"), null=True, blank=True)
+    #: "host:pid" of the worker process holding the execution (for operators and diagnostics).
+    worker = models.CharField(_("worker"), max_length=128, blank=True, default="")
     #: For a pending task: not to be run before this time (retry backoff).
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
     #: When the task was last handed to the broker (the watchdog re-enqueues stale pending tasks).
     enqueued_at = models.DateTimeField(_("enqueued at"), null=True, blank=True)
+    #: Set once when the failure alert for this task is sent (alerts are sent at most once).
+    alerted_at = models.DateTimeField(_("alerted at"), null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -26,7 +26,7 @@ from tasks.states import ACTIVE_STATUSES, TaskStatus, Trigger, is_legal
 _CAS_ROUNDS = 8
 
 
-class ClaimLost(Conflict):
+class StaleExecution(Conflict):
     """The execution_id fencing token no longer matches: another execution owns the task."""
 
 
@@ -37,6 +37,7 @@ def transition(
     action: str,
     actor: Actor = SYSTEM,
     execution_id: uuid.UUID | None = None,
+    guard: Q | None = None,
     fields: dict | None = None,
     details: dict | None = None,
 ) -> str:
@@ -48,7 +49,8 @@ def transition(
     the same transaction.
 
     Raises :class:`NotFound`, :class:`IllegalTransition` (the table forbids it; nothing changed)
-    or :class:`ClaimLost` (``execution_id`` given and no longer the task's).
+    or :class:`StaleExecution` (``execution_id`` given and no longer the task's, or ``guard`` — an
+    extra condition on the row — does not hold).
     """
     task_id = parse_task_id(task_id)
     now = timezone.now()
@@ -61,7 +63,7 @@ def transition(
             raise NotFound(f"task {task_id} not found")
         current, current_execution = row
         if execution_id is not None and current_execution != execution_id:
-            raise ClaimLost(f"task {task_id} is no longer held by execution {execution_id}")
+            raise StaleExecution(f"task {task_id} is no longer held by execution {execution_id}")
         if not is_legal(current, target):
             raise IllegalTransition(
                 f"task {task_id} cannot go from {current} to {target}", current=current, target=target
@@ -69,6 +71,8 @@ def transition(
         guarded = Task.objects.filter(pk=task_id, status=current)
         if execution_id is not None:
             guarded = guarded.filter(execution_id=execution_id)
+        if guard is not None:
+            guarded = guarded.filter(guard)
         with transaction.atomic():
             if guarded.update(**updates):
                 audit(
@@ -81,6 +85,8 @@ def transition(
                     details=details,
                 )
                 return current
+        if guard is not None and not Task.objects.filter(guard, pk=task_id, status=current).exists():
+            raise StaleExecution(f"task {task_id} does not meet the condition for {action}")
         # Somebody else changed the row between our read and our update: look again.
     raise Conflict(f"task {task_id} is changing too fast; try again")
 
@@ -202,7 +208,9 @@ def task_resume(*, actor: Actor, task_id) -> str:
             TaskStatus.PENDING,
             action="task.resume",
             actor=actor,
-            fields={"execution_id": None, "next_attempt_at": None},
+            # execution_id stays: the paused execution clears it when it has saved its checkpoint,
+            # and only then can the next execution claim the task (no step runs twice).
+            fields={"next_attempt_at": None},
         )
         enqueue_on_commit(task.pk, timeout_seconds=get_job_type(task.task_type).timeout_seconds)
     return previous
@@ -223,7 +231,6 @@ def task_retry(*, actor: Actor, task_id) -> str:
                 # A user's retry is one more attempt even past the automatic budget.
                 "max_attempts": Greatest(F("max_attempts"), F("attempt") + 1),
                 "trigger": Trigger.RETRY,
-                "execution_id": None,
                 "error_message": "",
                 "error_category": None,
                 "result": None,

@@ -61,3 +61,37 @@ def make_task(db):
 
 def actor_for(user) -> Actor:
     return Actor(user=user, address="127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def qcluster_session(django_db_setup, django_db_blocker, tmp_path_factory):
+    from tests.cluster import Cluster
+
+    with django_db_blocker.unblock():
+        cluster = Cluster(tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster(qcluster_session, transactional_db):
+    """A running qcluster + watchdog against the (transactional) test database.
+
+    At the end every task still active is cancelled and released, so the next test starts with
+    free workers.
+    """
+    from tasks.services import task_cancel
+    from tasks.states import ACTIVE_STATUSES
+    from tests.cluster import wait_for
+
+    yield qcluster_session
+    for task_id in Task.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True):
+        try:
+            task_cancel(actor=Actor(), task_id=task_id)
+        except Exception:
+            pass
+    wait_for(
+        lambda: not Task.objects.filter(execution_id__isnull=False).exists(),
+        timeout=15,
+        message="workers to let go of cancelled tasks",
+    )

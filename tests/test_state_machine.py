@@ -12,7 +12,7 @@ from django.db import connection
 from taskcenter.errors import IllegalTransition, NotFound
 from tasks.actors import SYSTEM
 from tasks.models import AuditLog, Task
-from tasks.services import ClaimLost, transition
+from tasks.services import StaleExecution, transition
 from tasks.states import TRANSITIONS, TaskStatus, is_legal
 
 ALL_PAIRS = list(itertools.product(TaskStatus.values, TaskStatus.values))
@@ -66,7 +66,7 @@ def test_worker_write_with_a_stale_execution_id_is_refused(make_task):
     import uuid
 
     task = make_task(status="processing", execution_id=uuid.uuid4())
-    with pytest.raises(ClaimLost):
+    with pytest.raises(StaleExecution):
         transition(task.pk, "completed", action="worker.complete", execution_id=uuid.uuid4())
     task.refresh_from_db()
     assert task.status == "processing"

@@ -1,0 +1,133 @@
+"""Built-in job types: ``canary`` (end-to-end test workload) and ``maintenance.purge`` (retention)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import serializers
+
+from tasks.models import Task, TaskLog
+from tasks.runtime.errors import RetryableError
+from tasks.runtime.registry import register
+from tasks.states import FINISHED_STATUSES
+
+#: A canary step longer than this checks for cancel/pause inside the step.
+CHECK_EVERY_SECONDS = 0.1
+
+
+class CanaryParams(serializers.Serializer):
+    seconds = serializers.FloatField(min_value=0, max_value=3600, default=1.0, help_text="Total CPU time to burn.")
+    steps = serializers.IntegerField(min_value=1, max_value=100000, default=10, help_text="Equal slices of work.")
+    fail_at_step = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True, default=None, help_text="Step (1-based) at which to fail."
+    )
+    fail_times = serializers.IntegerField(
+        min_value=0, max_value=100, default=0, help_text="The first N attempts fail at fail_at_step (retryable)."
+    )
+
+    def validate(self, attrs):
+        if attrs.get("fail_at_step") is not None and attrs["fail_at_step"] > attrs["steps"]:
+            raise serializers.ValidationError({"fail_at_step": "Must not exceed steps."})
+        if attrs.get("fail_times") and attrs.get("fail_at_step") is None:
+            raise serializers.ValidationError({"fail_at_step": "Required when fail_times is set."})
+        return attrs
+
+
+def _burn(seconds: float, ctx) -> None:
+    """Keep one core busy for ``seconds`` of wall time, checking for cancel/pause as it goes."""
+    end = time.perf_counter() + seconds
+    next_check = time.perf_counter() + CHECK_EVERY_SECONDS
+    digest = b"taskcenter"
+    while True:
+        for _ in range(200):
+            digest = hashlib.sha256(digest).digest()
+        now = time.perf_counter()
+        if now >= end:
+            return
+        if now >= next_check:
+            ctx.check()
+            next_check = now + CHECK_EVERY_SECONDS
+
+
+def _trace(task_id, step: int) -> None:
+    trace_dir = settings.TASKCENTER_CANARY_TRACE_DIR
+    if trace_dir:
+        with open(Path(trace_dir) / f"{task_id}.steps", "a") as trace:
+            trace.write(f"{step} {os.getpid()}\n")
+
+
+@register(
+    "canary",
+    stages=[("burn", 1.0)],
+    description="Synthetic workload to test the installation end to end: burns CPU in equal steps.",
+    timeout_seconds=3700,
+    max_attempts=3,
+    retry_backoff_base=2.0,
+    retry_backoff_max=60.0,
+    params=CanaryParams,
+)
+def canary(ctx):
+    steps = int(ctx.params.get("steps", 10))
+    seconds = float(ctx.params.get("seconds", 1.0))
+    fail_at = ctx.params.get("fail_at_step")
+    fail_times = int(ctx.params.get("fail_times", 0))
+    start = int(ctx.checkpoint.get("next_step", 0))
+    ctx.stage("burn")
+    if start:
+        ctx.log("info", f"continuing from step {start} of {steps}", resumed_from=start)
+    ctx.progress(start, steps)
+    for step in range(start, steps):
+        if fail_at is not None and step + 1 == fail_at and ctx.attempt <= fail_times:
+            raise RetryableError(f"canary: injected failure at step {fail_at} (attempt {ctx.attempt})")
+        if seconds:
+            _burn(seconds / steps, ctx)
+        _trace(ctx.task_id, step + 1)
+        ctx.save_checkpoint({"next_step": step + 1})
+        ctx.progress(step + 1, steps)
+    return {"steps": steps, "steps_done": steps, "resumed_from": start, "attempt": ctx.attempt}
+
+
+class PurgeParams(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=36500, help_text="Delete finished tasks older than this.")
+    chunk_size = serializers.IntegerField(min_value=1, max_value=5000, default=500)
+
+
+@register(
+    "maintenance.purge",
+    stages=[("purge", 1.0)],
+    description="Deletes finished tasks and their logs older than N days, in chunks.",
+    timeout_seconds=3600,
+    max_attempts=2,
+    params=PurgeParams,
+)
+def purge(ctx):
+    cutoff = timezone.now() - timedelta(days=int(ctx.params["days"]))
+    chunk = int(ctx.params.get("chunk_size", 500))
+    old = Task.objects.filter(status__in=FINISHED_STATUSES, completed_at__lt=cutoff)
+    total = old.count()
+    ctx.stage("purge")
+    deleted_tasks = int(ctx.checkpoint.get("deleted_tasks", 0))
+    deleted_logs = int(ctx.checkpoint.get("deleted_logs", 0))
+    done = 0
+    while True:
+        ids = list(old.values_list("pk", flat=True)[:chunk])
+        if not ids:
+            break
+        with transaction.atomic():
+            # Logs first in their own statement: one huge cascade would hold the lock for long.
+            logs, _ = TaskLog.objects.filter(task_id__in=ids).delete()
+            removed, per_model = Task.objects.filter(pk__in=ids, status__in=FINISHED_STATUSES).delete()
+        deleted_logs += logs
+        deleted_tasks += per_model.get("tasks.Task", 0)
+        done += len(ids)
+        ctx.save_checkpoint({"deleted_tasks": deleted_tasks, "deleted_logs": deleted_logs})
+        ctx.progress(done, total)
+    ctx.log("info", f"purged {deleted_tasks} tasks and {deleted_logs} log lines finished before {cutoff.isoformat()}")
+    return {"cutoff": cutoff.isoformat(), "deleted_tasks": deleted_tasks, "deleted_logs": deleted_logs}

@@ -1,0 +1,198 @@
+"""TaskContext: what a running job sees — params, stages, progress, logs, checkpoint, check().
+
+Every write is fenced by the execution's ``execution_id`` and ``status = processing``: a worker
+that lost its claim (cancelled, paused, timed out, taken over) finds its writes refused and is
+stopped by the next :meth:`TaskContext.check`. Writes are batched: progress, logs and the
+checkpoint reach the database at most every ``TASKCENTER_FLUSH_INTERVAL`` seconds (and at once on
+stage changes), so a tight loop stays cheap while the API is never more than about half a second
+behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from tasks.models import Task, TaskLog, TaskStage
+from tasks.runtime.errors import Cancelled, ClaimLost, Paused, TimedOut
+from tasks.runtime.registry import JobType
+from tasks.states import LogLevel, StageStatus, TaskStatus
+
+logger = logging.getLogger("taskcenter.jobs")
+
+#: Logs kept in memory before a flush is forced, whatever the interval.
+MAX_BUFFERED_LOGS = 500
+LEVEL_NAMES = {member.label: member.value for member in LogLevel}
+LEVEL_NAMES["warning"] = LogLevel.WARN
+
+
+class TaskContext:
+    """Passed to a job function as its only argument."""
+
+    def __init__(self, *, task: Task, job: JobType, execution_id: uuid.UUID):
+        self.task_id = task.pk
+        self.task_type = job.name
+        self.params: dict = dict(task.params or {})
+        self.attempt: int = task.attempt
+        self.execution_id = execution_id
+        self.job = job
+        self._checkpoint: dict | None = task.checkpoint
+        self._checkpoint_dirty = False
+        self._weights = dict(job.stage_weights())
+        self._order = [name for name, _ in job.stage_weights()]
+        self._stage: str | None = None
+        self._stage_fraction = 0.0
+        self._completed_stages: set[str] = set()
+        self._stage_dirty: set[str] = set()
+        self._logs: list[TaskLog] = []
+        self._interval = float(settings.TASKCENTER_FLUSH_INTERVAL)
+        self._last_flush = time.monotonic()
+        self._deadline = time.monotonic() + job.timeout_seconds
+        self.progress_value = float(task.progress or 0.0)
+        # Stages finished by an earlier execution stay finished.
+        for stage in TaskStage.objects.filter(task_id=task.pk).only("name", "status"):
+            if stage.status == StageStatus.COMPLETED:
+                self._completed_stages.add(stage.name)
+
+    # --- checkpoint ---------------------------------------------------------------------------
+
+    @property
+    def checkpoint(self) -> dict:
+        """The last saved checkpoint (from an earlier execution too), or ``{}``."""
+        return dict(self._checkpoint or {})
+
+    def save_checkpoint(self, data: dict, *, flush: bool = False) -> None:
+        """Remember ``data`` as the point to continue from; written with the next flush.
+
+        ``flush=True`` writes it now (use at stage boundaries). On pause or cancel the latest
+        checkpoint is always written before the worker lets go of the task.
+        """
+        self._checkpoint = dict(data)
+        self._checkpoint_dirty = True
+        if flush:
+            self.flush()
+
+    # --- stages and progress ------------------------------------------------------------------
+
+    def stage(self, name: str) -> None:
+        """Enter stage ``name``: earlier stages are completed; the change is written at once."""
+        if name not in self._weights:
+            raise ValueError(f"job {self.task_type!r} has no stage {name!r}")
+        index = self._order.index(name)
+        for earlier in self._order[:index]:
+            if earlier not in self._completed_stages:
+                self._completed_stages.add(earlier)
+                self._stage_dirty.add(earlier)
+        self._stage = name
+        self._stage_fraction = 0.0
+        self._stage_dirty.add(name)
+        self._recompute()
+        self.flush()
+
+    def progress(self, done: float, total: float) -> None:
+        """Progress inside the current stage (``done`` of ``total``); calls :meth:`check`."""
+        if self._stage is None:
+            self._stage = self._order[0]
+            self._stage_dirty.add(self._stage)
+        fraction = 0.0 if total <= 0 else min(max(done / total, 0.0), 1.0)
+        self._stage_fraction = fraction
+        self._stage_dirty.add(self._stage)
+        self._recompute()
+        self.check()
+
+    def _recompute(self) -> None:
+        done = sum(self._weights[name] for name in self._completed_stages if name != self._stage)
+        current = self._weights.get(self._stage, 0.0) * self._stage_fraction if self._stage else 0.0
+        self.progress_value = round(min(100.0, 100.0 * (done + current)), 2)
+
+    # --- logs ---------------------------------------------------------------------------------
+
+    def log(self, level: str, message: str, **data: Any) -> None:
+        """Add a log line (``debug``, ``info``, ``warn``, ``error``); calls :meth:`check`."""
+        value = LEVEL_NAMES.get(level)
+        if value is None:
+            raise ValueError(f"unknown log level {level!r}")
+        self._logs.append(
+            TaskLog(task_id=self.task_id, timestamp=timezone.now(), level=value, message=message, data=data or None)
+        )
+        logger.log(value, "task %s: %s", self.task_id, message)
+        if len(self._logs) >= MAX_BUFFERED_LOGS:
+            self.flush()
+        else:
+            self.check()
+
+    # --- stopping -----------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled`, :class:`Paused`, :class:`TimedOut` or :class:`ClaimLost`
+        when the job must stop. Cheap: it only touches the database once per flush interval."""
+        now = time.monotonic()
+        if now >= self._deadline:
+            raise TimedOut(f"timed out after {self.job.timeout_seconds} s")
+        if now - self._last_flush >= self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write progress, heartbeat, stage changes, logs and the checkpoint — if still ours."""
+        self._last_flush = time.monotonic()
+        updates: dict[str, Any] = {"progress": self.progress_value, "heartbeat_at": timezone.now()}
+        if self._checkpoint_dirty:
+            updates["checkpoint"] = self._checkpoint
+        with transaction.atomic():
+            held = Task.objects.filter(
+                pk=self.task_id, execution_id=self.execution_id, status=TaskStatus.PROCESSING
+            ).update(**updates)
+            if held:
+                self._write_stages()
+                self._write_logs()
+        if held:
+            self._checkpoint_dirty = False
+            return
+        self._raise_why_not_held()
+
+    def _write_stages(self) -> None:
+        for name in self._stage_dirty:
+            if name in self._completed_stages and name != self._stage:
+                values = {"status": StageStatus.COMPLETED, "progress": 100.0}
+            else:
+                values = {"status": StageStatus.PROCESSING, "progress": round(100.0 * self._stage_fraction, 2)}
+            TaskStage.objects.filter(task_id=self.task_id, name=name).update(**values)
+        self._stage_dirty.clear()
+
+    def _write_logs(self) -> None:
+        if self._logs:
+            TaskLog.objects.bulk_create(self._logs)
+            self._logs = []
+
+    def _raise_why_not_held(self) -> None:
+        row = Task.objects.filter(pk=self.task_id).values_list("status", "execution_id").first()
+        if row is None or row[1] != self.execution_id:
+            raise ClaimLost("the task is no longer held by this execution")
+        status = row[0]
+        if status == TaskStatus.CANCELLED:
+            raise Cancelled("cancelled by a user")
+        if status in (TaskStatus.PAUSED, TaskStatus.PENDING):
+            # PENDING: paused and already resumed before this worker noticed; it still pauses
+            # here so that the next execution continues from this one's checkpoint.
+            raise Paused("paused by a user")
+        raise ClaimLost(f"the task is {status}")
+
+    # --- used by the worker when the run ends -------------------------------------------------
+
+    def finished_stage_updates(self) -> None:
+        """Mark every stage completed (the job returned)."""
+        TaskStage.objects.filter(task_id=self.task_id).update(status=StageStatus.COMPLETED, progress=100.0)
+
+    def pending_logs(self) -> list[TaskLog]:
+        logs, self._logs = self._logs, []
+        return logs
+
+    @property
+    def checkpoint_data(self) -> dict | None:
+        return self._checkpoint

@@ -1,0 +1,90 @@
+"""The watchdog: finds work that nobody is doing and makes sure somebody will.
+
+One sweep (``sweep()``; a django-q2 schedule every minute and ``manage.py watchdog``):
+
+1. a ``processing`` task whose heartbeat is older than the lease lost its worker (killed,
+   machine gone): it becomes ``failed`` / ``worker_lost`` and, while attempts remain, is
+   retried from its checkpoint with backoff;
+2. a task that is no longer processing but still carries the ``execution_id`` of an execution
+   whose heartbeat stopped (paused or cancelled while its worker died) is released;
+3. a ``pending`` task that is due and was not handed to the broker since it became due — a retry
+   whose backoff ran out, or a message the broker lost (django-q2's Redis broker drops the task of
+   a killed cluster) — is enqueued again. Fencing makes a duplicate message harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from tasks.models import Task
+from tasks.runtime.queue import enqueue_now
+from tasks.runtime.registry import get_job_type
+from tasks.runtime.worker import fail_task
+from tasks.states import ErrorCategory, TaskStatus
+
+logger = logging.getLogger("taskcenter.watchdog")
+
+#: Upper bound of rows handled per kind in one sweep (the next sweep takes the rest).
+SWEEP_LIMIT = 500
+
+
+def sweep() -> dict[str, int]:
+    """One pass; returns how many tasks each rule touched."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.TASKCENTER_LEASE_SECONDS)
+    counts = {"worker_lost": 0, "released": 0, "enqueued": 0}
+
+    stale = Task.objects.filter(status=TaskStatus.PROCESSING, heartbeat_at__lt=now - lease).values_list(
+        "pk", "execution_id", "heartbeat_at", "worker"
+    )[:SWEEP_LIMIT]
+    for task_id, execution_id, heartbeat_at, worker in stale:
+        message = f"worker {worker or '?'} stopped sending heartbeats (last {heartbeat_at.isoformat()})"
+        if fail_task(
+            task_id,
+            category=ErrorCategory.WORKER_LOST,
+            message=message,
+            execution_id=execution_id,
+            action="watchdog.worker_lost",
+        ):
+            counts["worker_lost"] += 1
+            logger.warning("task %s: %s", task_id, message)
+
+    orphaned = (
+        Task.objects.filter(execution_id__isnull=False)
+        .exclude(status=TaskStatus.PROCESSING)
+        .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - lease))
+        .values_list("pk", "execution_id")[:SWEEP_LIMIT]
+    )
+    for task_id, execution_id in orphaned:
+        counts["released"] += Task.objects.filter(pk=task_id, execution_id=execution_id).exclude(
+            status=TaskStatus.PROCESSING
+        ).update(execution_id=None, heartbeat_at=None, worker="")
+
+    requeue_after = timedelta(seconds=settings.TASKCENTER_REQUEUE_AFTER_SECONDS)
+    due = (
+        Task.objects.filter(status=TaskStatus.PENDING, execution_id__isnull=True)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(
+            Q(enqueued_at__isnull=True)
+            # a delayed retry that became due since it was last handed over
+            | Q(next_attempt_at__isnull=False, enqueued_at__lt=F("next_attempt_at"))
+            # a message that no worker claimed for a long time: the broker may have lost it
+            | Q(enqueued_at__lt=now - requeue_after)
+        )
+        .values_list("pk", "task_type")[:SWEEP_LIMIT]
+    )
+    for task_id, task_type in due:
+        try:
+            timeout = get_job_type(task_type).timeout_seconds
+        except Exception:
+            timeout = 60  # unknown type: the worker fails it with a config error
+        if enqueue_now(task_id, timeout_seconds=timeout):
+            counts["enqueued"] += 1
+    if any(counts.values()):
+        logger.info("watchdog sweep: %s", counts)
+    return counts

@@ -1,0 +1,269 @@
+"""The one django-q2 entry point: ``run_task(task_id)`` claims a task, runs its job, records the end.
+
+Claiming is a compare-and-set ``pending → processing`` that stamps a fresh ``execution_id``
+(the fencing token) and requires that no earlier execution still holds the task. A duplicate
+delivery, an early delivery of a delayed retry, or a message for a task that moved on changes
+nothing and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import traceback
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django_q.exceptions import TimeoutException
+
+from taskcenter.errors import IllegalTransition, NotFound
+from tasks.models import Task, TaskLog
+from tasks.runtime.context import TaskContext
+from tasks.runtime.errors import Cancelled, ClaimLost, JobError, Paused, TimedOut
+from tasks.runtime.queue import enqueue_now
+from tasks.runtime.registry import JobType, get_job_type
+from tasks.services import StaleExecution, transition
+from tasks.states import RETRYABLE_CATEGORIES, ErrorCategory, LogLevel, TaskStatus, Trigger
+
+logger = logging.getLogger("taskcenter.worker")
+
+def worker_name() -> str:
+    # Worker processes are forked: read the pid at call time.
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_task(task_id: str) -> str:
+    """Run one task to its end (or to its interruption). Returns what happened, for django-q2."""
+    try:
+        job_task = Task.objects.filter(pk=task_id).first()
+    except Exception:  # a malformed id in a message: nothing to run
+        logger.warning("ignoring message for malformed task id %r", task_id)
+        return "ignored"
+    if job_task is None:
+        return "gone"
+    try:
+        job = get_job_type(job_task.task_type)
+    except Exception:
+        job = None
+    execution_id = uuid.uuid4()
+    if not _claim(job_task, execution_id):
+        return "not claimable"
+    job_task.refresh_from_db()
+    if job is None:
+        _fail(job_task.pk, execution_id, None, ErrorCategory.CONFIG, f"unknown task type {job_task.task_type!r}", "")
+        return "failed"
+    ctx = TaskContext(task=job_task, job=job, execution_id=execution_id)
+    try:
+        result = job.func(ctx)
+    except (Cancelled, Paused) as interrupt:
+        _release(ctx, reason=str(interrupt))
+        return "interrupted"
+    except ClaimLost:
+        return "claim lost"
+    except (TimedOut, TimeoutException) as exc:
+        _fail(job_task.pk, execution_id, ctx, ErrorCategory.TIMEOUT, f"timeout: {exc}", traceback.format_exc(), job)
+        return "failed"
+    except JobError as exc:
+        message = str(exc) or exc.__class__.__name__
+        _fail(job_task.pk, execution_id, ctx, exc.category, message, traceback.format_exc(), job)
+        return "failed"
+    except Exception as exc:
+        message = f"{exc.__class__.__name__}: {exc}"
+        _fail(job_task.pk, execution_id, ctx, ErrorCategory.SYSTEM, message, traceback.format_exc(), job)
+        return "failed"
+    _complete(ctx, result)
+    return "completed"
+
+
+def _claim(task: Task, execution_id: uuid.UUID) -> bool:
+    now = timezone.now()
+    try:
+        transition(
+            task.pk,
+            TaskStatus.PROCESSING,
+            action="worker.claim",
+            # No earlier execution may still hold it, and a delayed retry is not due before its time.
+            guard=Q(execution_id__isnull=True) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)),
+            fields={
+                "execution_id": execution_id,
+                "worker": worker_name(),
+                "heartbeat_at": now,
+                "started_at": Coalesce(F("started_at"), now),
+                "next_attempt_at": None,
+                "error_message": "",
+                "error_category": None,
+            },
+            details={"execution_id": str(execution_id), "attempt": task.attempt, "worker": worker_name()},
+        )
+    except (IllegalTransition, StaleExecution, NotFound):
+        return False
+    return True
+
+
+def _complete(ctx: TaskContext, result) -> None:
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            transition(
+                ctx.task_id,
+                TaskStatus.COMPLETED,
+                action="worker.complete",
+                execution_id=ctx.execution_id,
+                fields={
+                    "result": result,
+                    "progress": 100.0,
+                    "completed_at": now,
+                    "execution_id": None,
+                    "heartbeat_at": None,
+                    "checkpoint": ctx.checkpoint_data,
+                },
+            )
+            ctx.finished_stage_updates()
+            TaskLog.objects.bulk_create(ctx.pending_logs())
+    except (IllegalTransition, StaleExecution):
+        # Cancelled or paused between the job's last check and its return: that decision wins,
+        # and no result is written.
+        _release(ctx, reason="stopped before completion was recorded")
+
+
+def _release(ctx: TaskContext, *, reason: str) -> None:
+    """Save the checkpoint and let go of a task a user paused or cancelled."""
+    with transaction.atomic():
+        released = (
+            Task.objects.filter(pk=ctx.task_id, execution_id=ctx.execution_id)
+            .exclude(status=TaskStatus.PROCESSING)
+            .update(execution_id=None, heartbeat_at=None, checkpoint=ctx.checkpoint_data, worker="")
+        )
+        if released:
+            logs = ctx.pending_logs()
+            logs.append(
+                TaskLog(
+                    task_id=ctx.task_id,
+                    timestamp=timezone.now(),
+                    level=LogLevel.INFO,
+                    message=f"execution stopped: {reason}",
+                    data={"checkpoint": ctx.checkpoint_data},
+                )
+            )
+            TaskLog.objects.bulk_create(logs)
+    if not released:
+        return
+    # Resumed (or retried) while this execution was winding down: its claim attempt was refused
+    # because we still held the task, so hand it to the broker again now that we let go.
+    status = Task.objects.filter(pk=ctx.task_id).values_list("status", flat=True).first()
+    if status == TaskStatus.PENDING:
+        enqueue_now(ctx.task_id, timeout_seconds=ctx.job.timeout_seconds)
+
+
+def retry_delay(job: JobType, attempt: int) -> float:
+    """Exponential backoff with full jitter: up to ``base * 2**(attempt-1)`` s, capped."""
+    ceiling = min(job.retry_backoff_max, job.retry_backoff_base * (2 ** max(attempt - 1, 0)))
+    scale = float(getattr(settings, "TASKCENTER_RETRY_BACKOFF_SCALE", 1.0))
+    return scale * (ceiling / 2 + random.uniform(0, ceiling / 2))
+
+
+def _fail(task_id, execution_id, ctx, category: str, message: str, trace: str, job: JobType | None = None) -> None:
+    """Record a failure of this execution; schedule an automatic retry when the policy allows."""
+    fail_task(
+        task_id,
+        category=category,
+        message=message,
+        trace=trace,
+        execution_id=execution_id,
+        checkpoint=ctx.checkpoint_data if ctx else None,
+        pending_logs=ctx.pending_logs() if ctx else [],
+        job=job,
+        action="worker.fail",
+    )
+
+
+def fail_task(
+    task_id,
+    *,
+    category: str,
+    message: str,
+    trace: str = "",
+    execution_id: uuid.UUID,
+    checkpoint: dict | None = None,
+    pending_logs: list[TaskLog] | None = None,
+    job: JobType | None = None,
+    action: str,
+) -> bool:
+    """processing → failed for the execution ``execution_id``, then → pending again with backoff
+    when ``category`` is retryable and attempts remain; otherwise the failure is final and the
+    alert goes out after commit. Used by the worker and by the watchdog (worker_lost).
+
+    Returns False when the execution no longer held the task (nothing changed).
+    """
+    now = timezone.now()
+    fields = {
+        "error_message": message[:10000],
+        "error_category": category,
+        "completed_at": now,
+        "execution_id": None,
+        "heartbeat_at": None,
+        "worker": "",
+    }
+    if checkpoint is not None:
+        fields["checkpoint"] = checkpoint
+    with transaction.atomic():
+        try:
+            transition(
+                task_id,
+                TaskStatus.FAILED,
+                action=action,
+                execution_id=execution_id,
+                fields=fields,
+                details={"error_category": category, "error_message": message[:500]},
+            )
+        except (IllegalTransition, StaleExecution, NotFound):
+            return False
+        logs = list(pending_logs or [])
+        logs.append(
+            TaskLog(
+                task_id=task_id,
+                timestamp=now,
+                level=LogLevel.ERROR,
+                message=message[:10000],
+                data={"error_category": category, "traceback": trace} if trace else {"error_category": category},
+            )
+        )
+        TaskLog.objects.bulk_create(logs)
+        task = Task.objects.get(pk=task_id)
+        if job is None:
+            try:
+                job = get_job_type(task.task_type)
+            except Exception:
+                job = None
+        if job is not None and category in RETRYABLE_CATEGORIES and task.attempt < task.max_attempts:
+            delay = retry_delay(job, task.attempt)
+            transition(
+                task_id,
+                TaskStatus.PENDING,
+                action="task.auto_retry",
+                fields={
+                    "attempt": F("attempt") + 1,
+                    "trigger": Trigger.RETRY,
+                    "next_attempt_at": now + timedelta(seconds=delay),
+                    "completed_at": None,
+                },
+                details={"delay_seconds": round(delay, 3), "after_attempt": task.attempt},
+            )
+            TaskLog.objects.create(
+                task_id=task_id,
+                timestamp=now,
+                level=LogLevel.WARN,
+                message=f"attempt {task.attempt} failed ({category}); retrying in {delay:.1f} s",
+            )
+        else:
+            from tasks.runtime.alerts import alert_on_commit
+
+            alert_on_commit(task_id)
+    return True
