@@ -97,8 +97,15 @@ def run() -> int:
             env=env,
         ),
         subprocess.Popen([str(PY), str(ROOT / "manage.py"), "qcluster"], cwd=ROOT, env=env),
+        # The watchdog also runs every minute as a django-q2 schedule; this loop makes retries
+        # and lost-worker recovery react within seconds on a single machine.
+        subprocess.Popen(
+            [str(PY), str(ROOT / "manage.py"), "watchdog", "--loop", "--interval", env.get("WATCHDOG_INTERVAL", "2")],
+            cwd=ROOT,
+            env=env,
+        ),
     ]
-    say(f"serving http://{host}:{port}/admin/ with a django-q2 cluster; Ctrl-C stops both")
+    say(f"serving http://{host}:{port}/admin/ with a django-q2 cluster and the watchdog; Ctrl-C stops all")
 
     def stop(*_):
         for child in children:

@@ -89,6 +89,9 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(path),
             "OPTIONS": dict(SQLITE_OPTIONS),
+            # django-q2's ORM broker calls close_old_connections() on every broker call: with a
+            # max age of 0 that reopens the database for each enqueue and dequeue.
+            "CONN_MAX_AGE": 600,
         }
     if scheme in {"postgres", "postgresql", "pgsql"}:
         name = unquote(parts.path.lstrip("/"))

@@ -9,4 +9,4 @@ class TasksConfig(AppConfig):
 
     def ready(self):
         # Registers the built-in job types.
-        from tasks import jobs  # noqa: F401
+        from tasks import checks, jobs  # noqa: F401

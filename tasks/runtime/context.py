@@ -55,10 +55,11 @@ class TaskContext:
         self._last_flush = time.monotonic()
         self._deadline = time.monotonic() + job.timeout_seconds
         self.progress_value = float(task.progress or 0.0)
-        # Stages finished by an earlier execution stay finished.
-        for stage in TaskStage.objects.filter(task_id=task.pk).only("name", "status"):
-            if stage.status == StageStatus.COMPLETED:
-                self._completed_stages.add(stage.name)
+        # Stages finished by an earlier execution stay finished (a first run has none).
+        if task.checkpoint is not None or task.attempt > 1:
+            self._completed_stages.update(
+                TaskStage.objects.filter(task_id=task.pk, status=StageStatus.COMPLETED).values_list("name", flat=True)
+            )
 
     # --- checkpoint ---------------------------------------------------------------------------
 
@@ -81,7 +82,7 @@ class TaskContext:
     # --- stages and progress ------------------------------------------------------------------
 
     def stage(self, name: str) -> None:
-        """Enter stage ``name``: earlier stages are completed; the change is written at once."""
+        """Enter stage ``name``: earlier stages are completed; written with the next flush."""
         if name not in self._weights:
             raise ValueError(f"job {self.task_type!r} has no stage {name!r}")
         index = self._order.index(name)
@@ -93,7 +94,7 @@ class TaskContext:
         self._stage_fraction = 0.0
         self._stage_dirty.add(name)
         self._recompute()
-        self.flush()
+        self.check()
 
     def progress(self, done: float, total: float) -> None:
         """Progress inside the current stage (``done`` of ``total``); calls :meth:`check`."""

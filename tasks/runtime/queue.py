@@ -20,7 +20,7 @@ HARD_TIMEOUT_GRACE = 30
 WORKER_ENTRY = "tasks.runtime.worker.run_task"
 
 
-def enqueue_now(task_id: uuid.UUID | str, *, timeout_seconds: int) -> bool:
+def enqueue_now(task_id: uuid.UUID | str, *, timeout_seconds: int, record: bool = True) -> bool:
     """Push one task id to the broker. Returns False (and logs) when the broker refuses.
 
     A task left pending because the broker was unreachable is re-enqueued by the watchdog, so a
@@ -35,11 +35,19 @@ def enqueue_now(task_id: uuid.UUID | str, *, timeout_seconds: int) -> bool:
         )
     except Exception:  # the broker is down: the watchdog will retry
         logger.exception("could not enqueue task %s; the watchdog will re-enqueue it", task_id)
+        # Not handed over after all: the watchdog's next sweep picks it up.
+        Task.objects.filter(pk=task_id, status="pending").update(enqueued_at=None)
         return False
-    Task.objects.filter(pk=task_id, status="pending").update(enqueued_at=timezone.now())
+    if record:
+        Task.objects.filter(pk=task_id, status="pending").update(enqueued_at=timezone.now())
     return True
 
 
+
 def enqueue_on_commit(task_id: uuid.UUID | str, *, timeout_seconds: int) -> None:
-    """Enqueue after the surrounding transaction commits (a worker must see the pending row)."""
-    transaction.on_commit(lambda: enqueue_now(task_id, timeout_seconds=timeout_seconds))
+    """Enqueue after the surrounding transaction commits (a worker must see the pending row).
+
+    The caller sets ``enqueued_at`` in the same write that made the task pending, so the
+    hand-over costs no extra write; if it fails, ``enqueue_now`` clears it for the watchdog.
+    """
+    transaction.on_commit(lambda: enqueue_now(task_id, timeout_seconds=timeout_seconds, record=False))

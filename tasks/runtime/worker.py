@@ -42,20 +42,19 @@ def worker_name() -> str:
 def run_task(task_id: str) -> str:
     """Run one task to its end (or to its interruption). Returns what happened, for django-q2."""
     try:
-        job_task = Task.objects.filter(pk=task_id).first()
-    except Exception:  # a malformed id in a message: nothing to run
+        task_id = uuid.UUID(str(task_id))
+    except ValueError:  # a malformed id in a message: nothing to run
         logger.warning("ignoring message for malformed task id %r", task_id)
         return "ignored"
-    if job_task is None:
-        return "gone"
+    execution_id = uuid.uuid4()
+    claimed = _claim(task_id, execution_id)
+    if claimed != "claimed":
+        return claimed
+    job_task = Task.objects.get(pk=task_id)
     try:
         job = get_job_type(job_task.task_type)
     except Exception:
         job = None
-    execution_id = uuid.uuid4()
-    if not _claim(job_task, execution_id):
-        return "not claimable"
-    job_task.refresh_from_db()
     if job is None:
         _fail(job_task.pk, execution_id, None, ErrorCategory.CONFIG, f"unknown task type {job_task.task_type!r}", "")
         return "failed"
@@ -82,13 +81,14 @@ def run_task(task_id: str) -> str:
     return "completed"
 
 
-def _claim(task: Task, execution_id: uuid.UUID) -> bool:
+def _claim(task_id: uuid.UUID, execution_id: uuid.UUID) -> str:
     now = timezone.now()
     try:
         transition(
-            task.pk,
+            task_id,
             TaskStatus.PROCESSING,
             action="worker.claim",
+            assume=TaskStatus.PENDING,
             # No earlier execution may still hold it, and a delayed retry is not due before its time.
             guard=Q(execution_id__isnull=True) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)),
             fields={
@@ -100,11 +100,13 @@ def _claim(task: Task, execution_id: uuid.UUID) -> bool:
                 "error_message": "",
                 "error_category": None,
             },
-            details={"execution_id": str(execution_id), "attempt": task.attempt, "worker": worker_name()},
+            details={"execution_id": str(execution_id), "worker": worker_name()},
         )
-    except (IllegalTransition, StaleExecution, NotFound):
-        return False
-    return True
+    except NotFound:
+        return "gone"
+    except (IllegalTransition, StaleExecution):
+        return "not claimable"
+    return "claimed"
 
 
 def _complete(ctx: TaskContext, result) -> None:
@@ -116,6 +118,7 @@ def _complete(ctx: TaskContext, result) -> None:
                 TaskStatus.COMPLETED,
                 action="worker.complete",
                 execution_id=ctx.execution_id,
+                assume=TaskStatus.PROCESSING,
                 fields={
                     "result": result,
                     "progress": 100.0,
@@ -220,6 +223,7 @@ def fail_task(
                 TaskStatus.FAILED,
                 action=action,
                 execution_id=execution_id,
+                assume=TaskStatus.PROCESSING,
                 fields=fields,
                 details={"error_category": category, "error_message": message[:500]},
             )

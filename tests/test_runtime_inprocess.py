@@ -1,0 +1,199 @@
+"""Runtime pieces exercised in-process: timeouts, the watchdog's rules, backoff, purge, registry."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_q.timeout import TimeoutHandler
+
+from taskcenter.errors import InvalidInput
+from tasks.actors import SYSTEM
+from tasks.models import AuditLog, Task, TaskLog
+from tasks.runtime import registry
+from tasks.runtime.registry import get_job_type, register
+from tasks.runtime.watchdog import sweep
+from tasks.runtime.worker import retry_delay, run_task
+from tasks.services import task_create
+
+
+@pytest.fixture
+def temporary_job():
+    """Register job types for one test and remove them afterwards."""
+    names = []
+
+    def make(name, func, **options):
+        options.setdefault("stages", [("work", 1.0)])
+        register(name, **options)(func)
+        names.append(name)
+        return name
+
+    yield make
+    for name in names:
+        registry._REGISTRY.pop(name, None)
+
+
+def test_cooperative_timeout_fails_with_timeout_category_and_is_retried(db, temporary_job, settings):
+    def forever(ctx):
+        while True:
+            ctx.progress(0, 1)
+
+    name = temporary_job("test.forever", forever, timeout_seconds=1, max_attempts=2)
+    task = task_create(actor=SYSTEM, task_type=name)
+    started = time.monotonic()
+    assert run_task(str(task.pk)) == "failed"
+    assert 1.0 <= time.monotonic() - started < 3.0
+    task.refresh_from_db()
+    assert (task.status, task.attempt, task.error_category) == ("pending", 2, "timeout")
+    assert task.next_attempt_at is not None
+
+
+def test_hard_timeout_backstop_fails_a_job_that_never_checks(db, temporary_job):
+    def stubborn(ctx):
+        end = time.monotonic() + 30
+        while time.monotonic() < end:  # never calls ctx.check()
+            sum(range(1000))
+
+    name = temporary_job("test.stubborn", stubborn, timeout_seconds=60, max_attempts=1)
+    task = task_create(actor=SYSTEM, task_type=name)
+    started = time.monotonic()
+    with TimeoutHandler(1):  # what django-q2 wraps around every message
+        assert run_task(str(task.pk)) == "failed"
+    assert time.monotonic() - started < 5
+    task.refresh_from_db()
+    assert (task.status, task.error_category) == ("failed", "timeout")
+    assert "maximum timeout" in task.error_message
+
+
+def test_data_errors_fail_at_once_without_retry(db, temporary_job):
+    from tasks.runtime.errors import DataError
+
+    def bad_data(ctx):
+        raise DataError("no records match the selection")
+
+    name = temporary_job("test.bad_data", bad_data, max_attempts=5)
+    task = task_create(actor=SYSTEM, task_type=name)
+    run_task(str(task.pk))
+    task.refresh_from_db()
+    assert (task.status, task.attempt, task.error_category) == ("failed", 1, "data")
+    assert task.error_message == "no records match the selection"
+
+
+def test_unexpected_exception_keeps_its_traceback_in_the_logs(db, temporary_job):
+    def broken(ctx):
+        return {}["missing"]
+
+    name = temporary_job("test.broken", broken, max_attempts=1)
+    task = task_create(actor=SYSTEM, task_type=name)
+    run_task(str(task.pk))
+    task.refresh_from_db()
+    assert (task.status, task.error_category) == ("failed", "system")
+    assert task.error_message == "KeyError: 'missing'"
+    log = TaskLog.objects.get(task=task, level=40)
+    assert "Traceback" in log.data["traceback"] and "broken" in log.data["traceback"]
+
+
+def test_run_task_ignores_unknown_malformed_and_already_claimed_ids(db):
+    assert run_task("nope") == "ignored"
+    assert run_task(str(uuid.uuid4())) == "gone"
+    task = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
+    assert run_task(str(task.pk)) == "completed"
+    assert run_task(str(task.pk)) == "not claimable"
+    assert AuditLog.objects.filter(target_id=str(task.pk), action="worker.claim").count() == 1
+
+
+def test_a_delayed_retry_is_not_claimed_before_it_is_due(db):
+    task = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
+    Task.objects.filter(pk=task.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+    assert run_task(str(task.pk)) == "not claimable"
+    Task.objects.filter(pk=task.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    assert run_task(str(task.pk)) == "completed"
+
+
+def test_watchdog_marks_a_silent_worker_lost_and_schedules_a_retry(db, settings):
+    settings.TASKCENTER_LEASE_SECONDS = 5
+    task = Task.objects.create(
+        task_type="canary",
+        status="processing",
+        execution_id=uuid.uuid4(),
+        heartbeat_at=timezone.now() - timedelta(seconds=30),
+        worker="gone-host:123",
+        checkpoint={"next_step": 4},
+    )
+    alive = Task.objects.create(
+        task_type="canary", status="processing", execution_id=uuid.uuid4(), heartbeat_at=timezone.now()
+    )
+    counts = sweep()
+    assert counts["worker_lost"] == 1
+    task.refresh_from_db()
+    assert (task.status, task.attempt, task.error_category, task.execution_id) == ("pending", 2, "worker_lost", None)
+    assert task.checkpoint == {"next_step": 4}
+    assert "gone-host:123" in task.error_message
+    alive.refresh_from_db()
+    assert alive.status == "processing"
+
+
+def test_watchdog_enqueues_due_retries_and_releases_orphaned_executions(db, settings):
+    settings.TASKCENTER_LEASE_SECONDS = 5
+    due = Task.objects.create(
+        task_type="canary",
+        status="pending",
+        next_attempt_at=timezone.now() - timedelta(seconds=1),
+        enqueued_at=timezone.now() - timedelta(seconds=10),
+    )
+    not_yet = Task.objects.create(
+        task_type="canary", status="pending", next_attempt_at=timezone.now() + timedelta(minutes=1)
+    )
+    orphan = Task.objects.create(
+        task_type="canary",
+        status="paused",
+        execution_id=uuid.uuid4(),
+        heartbeat_at=timezone.now() - timedelta(minutes=1),
+    )
+    counts = sweep()
+    assert counts == {"worker_lost": 0, "released": 1, "enqueued": 1}
+    due.refresh_from_db()
+    not_yet.refresh_from_db()
+    orphan.refresh_from_db()
+    assert due.enqueued_at > due.next_attempt_at
+    assert not_yet.enqueued_at is None
+    assert orphan.execution_id is None
+    assert sweep() == {"worker_lost": 0, "released": 0, "enqueued": 0}, "a second sweep finds nothing to do"
+
+
+def test_retry_delay_grows_exponentially_with_jitter_and_a_cap(settings):
+    settings.TASKCENTER_RETRY_BACKOFF_SCALE = 1.0
+    job = get_job_type("canary")  # base 2 s, cap 60 s
+    for attempt, ceiling in [(1, 2), (2, 4), (3, 8), (10, 60)]:
+        delays = [retry_delay(job, attempt) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert max(delays) - min(delays) > ceiling / 10, "jitter spreads retries"
+
+
+def test_purge_deletes_only_finished_tasks_older_than_the_retention(db):
+    old = timezone.now() - timedelta(days=40)
+    stale = [Task.objects.create(task_type="canary", status=s, completed_at=old) for s in ("completed", "failed")]
+    for task in stale:
+        TaskLog.objects.create(task=task, timestamp=old, message="old")
+    recent = Task.objects.create(task_type="canary", status="completed", completed_at=timezone.now())
+    active = Task.objects.create(task_type="canary", status="paused", completed_at=old)
+    purge = task_create(actor=SYSTEM, task_type="maintenance.purge", params={"days": 30, "chunk_size": 1})
+    assert run_task(str(purge.pk)) == "completed"
+    purge.refresh_from_db()
+    assert purge.result["deleted_tasks"] == 2 and purge.result["deleted_logs"] == 2
+    assert set(Task.objects.values_list("pk", flat=True)) == {recent.pk, active.pk, purge.pk}
+
+
+def test_registry_validates_params_and_refuses_unknown_types(db):
+    with pytest.raises(InvalidInput) as bad:
+        task_create(actor=SYSTEM, task_type="canary", params={"steps": 0, "colour": "red"})
+    assert set(bad.value.errors) == {"params", "params.steps"}
+    with pytest.raises(InvalidInput) as unknown:
+        task_create(actor=SYSTEM, task_type="no.such.type")
+    assert "task_type" in unknown.value.errors
+    assert not Task.objects.exists()
+    with pytest.raises(ValueError):
+        register("canary", stages=[("x", 1)])(lambda ctx: None)
