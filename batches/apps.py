@@ -6,3 +6,7 @@ class BatchesConfig(AppConfig):
     name = "batches"
     verbose_name = _("Statistics batches")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Registers the data source and the job types.
+        from batches import assessments, jobs  # noqa: F401

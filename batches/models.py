@@ -37,3 +37,38 @@ class Batch(models.Model):
 
     def __str__(self) -> str:
         return self.batch_code
+
+
+class Dimension(models.TextChoices):
+    #: School subjects.
+    ACADEMIC = "academic", _("Academic")
+    #: Everything else assessed: fitness, arts, character, practice, mental health.
+    NON_ACADEMIC = "non_academic", _("Non-academic")
+
+
+class AssessmentRecord(models.Model):
+    """One assessed score of one student: the rows of the ``student_assessments`` data source."""
+
+    student_id = models.CharField(_("student id"), max_length=32)
+    school = models.CharField(_("school"), max_length=64)
+    grade = models.CharField(_("grade"), max_length=16)
+    class_name = models.CharField(_("class"), max_length=32, blank=True, default="")
+    dimension = models.CharField(_("dimension"), max_length=16, choices=Dimension.choices)
+    indicator = models.CharField(_("indicator"), max_length=64)
+    #: null: the assessment took place but no score was recorded (counted as missing).
+    score = models.FloatField(_("score"), null=True, blank=True)
+    assessed_at = models.DateField(_("assessed on"))
+
+    class Meta:
+        verbose_name = _("assessment record")
+        verbose_name_plural = _("assessment records")
+        indexes = [
+            # The statistics loader reads the selected dimensions in student order.
+            models.Index(fields=["student_id", "dimension"], name="assessment_student_idx"),
+            models.Index(fields=["school"], name="assessment_school_idx"),
+            models.Index(fields=["grade"], name="assessment_grade_idx"),
+            models.Index(fields=["assessed_at"], name="assessment_date_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student_id} {self.indicator}={self.score}"

@@ -72,9 +72,7 @@ def _string_list(errors: dict, key: str, value, *, allowed=None, required=False)
     if allowed is not None:
         unknown = [item for item in value if item not in allowed]
         if unknown:
-            errors.setdefault(key, []).append(
-                f"Unknown value(s): {', '.join(unknown)}; allowed: {', '.join(allowed)}."
-            )
+            errors.setdefault(key, []).append(f"Unknown value(s): {', '.join(unknown)}; allowed: {', '.join(allowed)}.")
     return list(dict.fromkeys(value))
 
 

@@ -143,9 +143,83 @@ EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 SERVER_EMAIL = env_str("SERVER_EMAIL", "taskcenter@localhost")
 TASKCENTER_ALERT_WEBHOOK = env_str("TASKCENTER_ALERT_WEBHOOK")
 
+# --- Caches ---------------------------------------------------------------------------------
+
+# "default" serves API throttling; "cluster" holds django-q2's cluster statistics, which the web
+# processes read (live clusters, queue depth). Both must be shared by all processes: Redis when
+# REDIS_URL is set, otherwise files on this machine and a database table.
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+        "cluster": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        },
+        "cluster": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "taskcenter_cluster_cache"},
+    }
+
+# --- REST API ---------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    # Token first: an anonymous request then gets 401 with a WWW-Authenticate header, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["taskcenter.api.permissions.ActionPermissions"],
+    "DEFAULT_RENDERER_CLASSES": ["taskcenter.api.renderers.EnvelopeRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["taskcenter.api.parsers.LimitedJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "taskcenter.api.pagination.PagePagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "taskcenter.api.exceptions.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("THROTTLE_ANON", "60/min"),
+        "user": env_str("THROTTLE_USER", "6000/min"),
+    },
+    "PAGE_SIZE": 20,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DATETIME_FORMAT": "iso-8601",
+    "COERCE_DECIMAL_TO_STRING": False,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "taskcenter API",
+    "DESCRIPTION": "Run, watch and steer long background jobs. Every /api/v1/ response is an envelope "
+    "{success, code, message, data}; errors carry data: null (and errors: {field: [messages]} on 400).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "taskcenter.api.schema.envelope_postprocessing_hook",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatusEnum": "tasks.states.TaskStatus",
+        "ErrorCategoryEnum": "tasks.states.ErrorCategory",
+        "TriggerEnum": "tasks.states.Trigger",
+    },
+}
+
+#: Concurrent Server-Sent Events streams per web process (each holds a thread); more → 429.
+TASKCENTER_SSE_MAX_STREAMS = env_int("TASKCENTER_SSE_MAX_STREAMS", 4, minimum=1)
+#: A stream ends after this many seconds (the client reconnects); keeps threads from leaking.
+TASKCENTER_SSE_MAX_SECONDS = env_int("TASKCENTER_SSE_MAX_SECONDS", 600, minimum=5)
+
 # --- django-q2 --------------------------------------------------------------------------------
 
-REDIS_URL = env_str("REDIS_URL")
 Q_WORKERS = env_int("Q_WORKERS", 2, minimum=1)
 #: Hard backstop for one django-q2 task (seconds). Must exceed the longest job timeout; each job
 #: type also passes its own timeout + grace when it is enqueued.
@@ -172,6 +246,7 @@ Q_CLUSTER = {
     "label": "Django Q2",
     "log_level": env_str("Q_LOG_LEVEL", "WARNING").upper(),
     "recycle": 500,
+    "cache": "cluster",
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = parse_redis_url(REDIS_URL)["url"]
@@ -194,6 +269,12 @@ TASKCENTER_RETENTION_DAYS = env_int("TASKCENTER_RETENTION_DAYS", 30, minimum=1)
 #: Diagnostics: when set, the canary job appends each finished step to <dir>/<task id>.steps so
 #: that end-to-end tests can count executed steps across workers.
 TASKCENTER_CANARY_TRACE_DIR = env_str("TASKCENTER_CANARY_TRACE_DIR")
+#: Where the statistics job keeps the arrays it has loaded, so pause/resume and retry do not
+#: load again. Use shared storage when clusters run on several machines (a worker that does not
+#: find the files loads again).
+TASKCENTER_CHECKPOINT_DIR = Path(env_str("TASKCENTER_CHECKPOINT_DIR", str(VAR_DIR / "checkpoints")))
+#: Records per chunk (and per loading checkpoint) of the statistics job.
+TASKCENTER_STATS_CHUNK_ROWS = env_int("TASKCENTER_STATS_CHUNK_ROWS", 50_000, minimum=100)
 #: Where ``import_assessments`` task params may point (never an arbitrary path from the API).
 TASKCENTER_IMPORT_DIR = Path(env_str("TASKCENTER_IMPORT_DIR", str(VAR_DIR / "imports")))
 

@@ -17,3 +17,6 @@ SECURE_COOKIES = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
+
+# whitenoise warns when the static directory is missing; tests do not collect static files.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

@@ -1,9 +1,57 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
 
+from batches.api.views import BATCH_CODE_REGEX, BatchViewSet, DataSourceViewSet, StatisticsTaskViewSet
 from taskcenter import views
+from taskcenter.api.views import api_not_found
+from tasks.api.views import UUID_REGEX, AuditLogViewSet, TaskTypeViewSet, TaskViewSet
+
+router = SimpleRouter(trailing_slash=False)
+router.register("tasks", TaskViewSet, basename="task")
+router.register("task-types", TaskTypeViewSet, basename="task-type")
+router.register("data-sources", DataSourceViewSet, basename="data-source")
+router.register("audit-logs", AuditLogViewSet, basename="audit-log")
+router.register("statistics/batches", BatchViewSet, basename="batch")
+
+stats = StatisticsTaskViewSet
+api_v1 = [
+    re_path(
+        rf"^statistics/batches/(?P<batch_code>{BATCH_CODE_REGEX})/results$",
+        BatchViewSet.as_view({"get": "results"}),
+        name="batch-results",
+    ),
+    path("statistics/tasks/batch-start", stats.as_view({"post": "batch_start"}), name="stats-batch-start"),
+    path("statistics/tasks/batch-cancel", stats.as_view({"post": "batch_cancel"}), name="stats-batch-cancel"),
+    path("statistics/tasks/batch-delete", stats.as_view({"post": "batch_delete"}), name="stats-batch-delete"),
+    re_path(
+        rf"^statistics/tasks/(?P<task_id>{UUID_REGEX})/status$", stats.as_view({"get": "status"}), name="stats-status"
+    ),
+    re_path(
+        rf"^statistics/tasks/(?P<task_id>{UUID_REGEX})/progress$",
+        stats.as_view({"get": "progress"}),
+        name="stats-progress",
+    ),
+    re_path(
+        rf"^statistics/tasks/(?P<batch_code>{BATCH_CODE_REGEX})/start$",
+        stats.as_view({"post": "start"}),
+        name="stats-start",
+    ),
+    re_path(
+        rf"^statistics/tasks/(?P<batch_code>{BATCH_CODE_REGEX})/cancel$",
+        stats.as_view({"post": "cancel"}),
+        name="stats-cancel",
+    ),
+    *router.urls,
+    re_path(r"^.*$", api_not_found),
+]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/v1/", include(api_v1)),
 ]

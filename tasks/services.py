@@ -285,21 +285,25 @@ def task_delete(*, actor: Actor, task_id) -> str:
 MAX_BULK_IDS = 1000
 
 
-def bulk_apply(ids: Iterable, operation) -> dict:
+def bulk_apply(ids: Iterable, operation, *, limit: int | None = MAX_BULK_IDS) -> dict:
     """Apply ``operation(id) -> status`` to each id; one bad item never stops the others.
 
-    Returns the bulk-result shape of API.md (duplicated ids count once).
+    Returns the bulk-result shape of API.md (duplicated ids count once). ``operation`` may return
+    a dict ``{"status": …, "task_id": …}`` to add the task it created.
     """
     unique = list(dict.fromkeys(str(item) for item in ids))
-    if len(unique) > MAX_BULK_IDS:
+    if limit is not None and len(unique) > limit:
         raise InvalidInput(
             f"at most {MAX_BULK_IDS} ids per request", errors={"ids": [f"At most {MAX_BULK_IDS} ids per request."]}
         )
     results: dict[str, dict] = {}
     for item in unique:
         try:
-            status = operation(item)
-            results[item] = {"success": True, "status": status, "error": None}
+            outcome = operation(item)
+            if isinstance(outcome, dict):
+                results[item] = {"success": True, "error": None, **outcome}
+            else:
+                results[item] = {"success": True, "status": outcome, "error": None}
         except (NotFound, Conflict, InvalidInput) as exc:
             results[item] = {"success": False, "status": None, "error": exc.message}
     success = sum(1 for r in results.values() if r["success"])
@@ -309,3 +313,25 @@ def bulk_apply(ids: Iterable, operation) -> dict:
         "failed_count": len(unique) - success,
         "results": results,
     }
+
+
+def tasks_cancel_many(*, actor: Actor, ids: Iterable, limit: int | None = MAX_BULK_IDS) -> dict:
+    """Cancel each task; per-item results (a finished or unknown task is refused, not fatal)."""
+    actor.require("tasks.cancel_task")
+
+    def cancel(task_id):
+        task_cancel(actor=actor, task_id=task_id)
+        return TaskStatus.CANCELLED
+
+    return bulk_apply(ids, cancel, limit=limit)
+
+
+def tasks_delete_many(*, actor: Actor, ids: Iterable) -> dict:
+    """Delete each finished task; active or unknown tasks are refused per item."""
+    actor.require("tasks.delete_task")
+
+    def delete(task_id):
+        task_delete(actor=actor, task_id=task_id)
+        return "deleted"
+
+    return bulk_apply(ids, delete)

@@ -171,9 +171,7 @@ def test_kill_minus_nine_of_busy_workers_loses_no_task_and_finishes_none_twice(c
         kills += 1
     assert kills == 20, f"only {kills} kills happened"
 
-    wait_for(
-        lambda: all(status_of(t) == "completed" for t in tasks), timeout=180, message="every task to complete"
-    )
+    wait_for(lambda: all(status_of(t) == "completed" for t in tasks), timeout=180, message="every task to complete")
     for task in tasks:
         done = fresh(task)
         assert actions(done).count("worker.complete") == 1

@@ -43,7 +43,6 @@ def enqueue_now(task_id: uuid.UUID | str, *, timeout_seconds: int, record: bool 
     return True
 
 
-
 def enqueue_on_commit(task_id: uuid.UUID | str, *, timeout_seconds: int) -> None:
     """Enqueue after the surrounding transaction commits (a worker must see the pending row).
 

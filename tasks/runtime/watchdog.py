@@ -61,9 +61,11 @@ def sweep() -> dict[str, int]:
         .values_list("pk", "execution_id")[:SWEEP_LIMIT]
     )
     for task_id, execution_id in orphaned:
-        counts["released"] += Task.objects.filter(pk=task_id, execution_id=execution_id).exclude(
-            status=TaskStatus.PROCESSING
-        ).update(execution_id=None, heartbeat_at=None, worker="")
+        counts["released"] += (
+            Task.objects.filter(pk=task_id, execution_id=execution_id)
+            .exclude(status=TaskStatus.PROCESSING)
+            .update(execution_id=None, heartbeat_at=None, worker="")
+        )
 
     requeue_after = timedelta(seconds=settings.TASKCENTER_REQUEUE_AFTER_SECONDS)
     due = (

@@ -34,6 +34,7 @@ from tasks.states import RETRYABLE_CATEGORIES, ErrorCategory, LogLevel, TaskStat
 
 logger = logging.getLogger("taskcenter.worker")
 
+
 def worker_name() -> str:
     # Worker processes are forked: read the pid at call time.
     return f"{socket.gethostname()}:{os.getpid()}"

@@ -1,0 +1,226 @@
+"""Batch and statistics-task endpoints (API.md "Batches", "Statistics tasks"; seed 000)."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Count, OuterRef, Subquery
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import filters as drf_filters
+from rest_framework import mixins, viewsets
+
+from batches.api.serializers import (
+    BatchCodesSerializer,
+    BatchCreateSerializer,
+    BatchResultSerializer,
+    BatchSerializer,
+    BatchUpdateSerializer,
+    DataSourceSerializer,
+)
+from batches.models import Batch
+from batches.services import (
+    STATISTICS_JOB,
+    batch_cancel,
+    batch_create,
+    batch_delete,
+    batch_get,
+    batch_start,
+    batch_update,
+)
+from batches.sources import CALCULATION_TYPES, sources
+from taskcenter.api.responses import ok
+from taskcenter.errors import NotFound
+from tasks.actors import Actor
+from tasks.api.serializers import BulkResultSerializer, TaskIdsSerializer, TaskProgressSerializer, TaskStatusSerializer
+from tasks.api.views import _bulk_message
+from tasks.models import Task
+from tasks.services import bulk_apply, parse_task_id, tasks_cancel_many, tasks_delete_many
+from tasks.states import TaskStatus
+
+BATCH_CODE_REGEX = "[A-Za-z0-9_-]{1,64}"
+
+
+class BatchFilter(django_filters.FilterSet):
+    data_source = django_filters.CharFilter()
+
+    class Meta:
+        model = Batch
+        fields = []
+
+
+def batch_queryset():
+    latest = Task.objects.filter(batch=OuterRef("pk")).order_by("-created_at", "-pk")
+    return (
+        Batch.objects.select_related("created_by")
+        .annotate(
+            task_count=Count("tasks"),
+            latest_task_id=Subquery(latest.values("pk")[:1]),
+            latest_task_status=Subquery(latest.values("status")[:1]),
+            latest_task_progress=Subquery(latest.values("progress")[:1]),
+            latest_task_created_at=Subquery(latest.values("created_at")[:1]),
+            latest_task_completed_at=Subquery(latest.values("completed_at")[:1]),
+        )
+        .order_by("-created_at", "-pk")
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List batches"),
+    retrieve=extend_schema(summary="Batch detail (with latest task and task count)"),
+)
+class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = BatchSerializer
+    lookup_field = "batch_code"
+    lookup_value_regex = BATCH_CODE_REGEX
+    filterset_class = BatchFilter
+    filter_backends = [
+        django_filters.rest_framework.DjangoFilterBackend,
+        drf_filters.SearchFilter,
+        drf_filters.OrderingFilter,
+    ]
+    search_fields = ["batch_code", "description"]
+    ordering_fields = ["batch_code", "created_at", "updated_at"]
+    action_permissions = {
+        "list": ["batches.view_batch"],
+        "retrieve": ["batches.view_batch"],
+        "results": ["batches.view_batch"],
+        "create": ["batches.add_batch"],
+        "update": ["batches.change_batch"],
+        "partial_update": ["batches.change_batch"],
+        "destroy": ["batches.delete_batch"],
+    }
+
+    def get_queryset(self):
+        return batch_queryset()
+
+    def _detail(self, batch_code: str, *, message: str, status: int = 200):
+        return ok(BatchSerializer(batch_queryset().get(batch_code=batch_code)).data, message=message, status=status)
+
+    @extend_schema(summary="Create a batch", request=BatchCreateSerializer, responses={201: BatchSerializer})
+    def create(self, request):
+        body = BatchCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        batch = batch_create(actor=Actor.from_request(request), **body.validated_data)
+        return self._detail(batch.batch_code, message="Batch created.", status=201)
+
+    def _update(self, request, batch_code: str, *, partial: bool):
+        body = BatchUpdateSerializer(data=request.data, partial=partial)
+        body.is_valid(raise_exception=True)
+        if not partial:
+            missing = [name for name in ("data_source", "config") if name not in body.validated_data]
+            if missing:
+                from rest_framework.exceptions import ValidationError
+
+                raise ValidationError({name: ["This field is required."] for name in missing})
+        batch_update(actor=Actor.from_request(request), batch_code=batch_code, changes=body.validated_data)
+        return self._detail(batch_code, message="Batch updated.")
+
+    @extend_schema(summary="Replace a batch's description / data source / config", request=BatchUpdateSerializer)
+    def update(self, request, batch_code=None):
+        return self._update(request, batch_code, partial=False)
+
+    @extend_schema(summary="Change some of a batch's fields", request=BatchUpdateSerializer)
+    def partial_update(self, request, batch_code=None):
+        return self._update(request, batch_code, partial=True)
+
+    @extend_schema(summary="Delete a batch and its finished tasks", request=None, responses={200: None})
+    def destroy(self, request, batch_code=None):
+        batch_delete(actor=Actor.from_request(request), batch_code=batch_code)
+        return ok(None, message="Batch deleted.")
+
+    @extend_schema(summary="Result of the batch's latest completed statistics task", responses=BatchResultSerializer)
+    def results(self, request, batch_code=None):
+        batch = batch_get(batch_code)
+        task = (
+            Task.objects.filter(batch=batch, task_type=STATISTICS_JOB, status=TaskStatus.COMPLETED)
+            .order_by("-completed_at")
+            .first()
+        )
+        if task is None:
+            raise NotFound(f"batch {batch_code} has no completed statistics task")
+        return ok(
+            {"batch_code": batch_code, "task_id": task.pk, "completed_at": task.completed_at, "result": task.result}
+        )
+
+
+def _task(task_id) -> Task:
+    task = Task.objects.select_related("batch").prefetch_related("stages").filter(pk=parse_task_id(task_id)).first()
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    return task
+
+
+class StatisticsTaskViewSet(viewsets.ViewSet):
+    """Seed 000's task endpoints: start / cancel by batch code, status / progress by task id."""
+
+    action_permissions = {
+        "start": ["tasks.start_task"],
+        "cancel": ["tasks.cancel_task"],
+        "status": ["tasks.view_task"],
+        "progress": ["tasks.view_task"],
+        "batch_start": ["tasks.start_task"],
+        "batch_cancel": ["tasks.cancel_task"],
+        "batch_delete": ["tasks.delete_task"],
+    }
+
+    @extend_schema(summary="Start a batch's statistics task", request=None, responses={202: TaskStatusSerializer})
+    def start(self, request, batch_code=None):
+        task = batch_start(actor=Actor.from_request(request), batch_code=batch_code)
+        return ok(TaskStatusSerializer(_task(task.pk)).data, message="Statistics task queued.", status=202)
+
+    @extend_schema(summary="Cancel a batch's active task", request=None, responses=TaskStatusSerializer)
+    def cancel(self, request, batch_code=None):
+        task = batch_cancel(actor=Actor.from_request(request), batch_code=batch_code)
+        return ok(TaskStatusSerializer(_task(task.pk)).data, message="Task cancelled.")
+
+    @extend_schema(summary="Task status (seed 000 shape)", responses=TaskStatusSerializer)
+    def status(self, request, task_id=None):
+        return ok(TaskStatusSerializer(_task(task_id)).data)
+
+    @extend_schema(summary="Task progress with stage details (seed 000 shape)", responses=TaskProgressSerializer)
+    def progress(self, request, task_id=None):
+        return ok(TaskProgressSerializer(_task(task_id)).data)
+
+    @extend_schema(summary="Start several batches", request=BatchCodesSerializer, responses=BulkResultSerializer)
+    def batch_start(self, request):
+        body = BatchCodesSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        actor = Actor.from_request(request)
+        actor.require("tasks.start_task")
+
+        def start(batch_code):
+            task = batch_start(actor=actor, batch_code=batch_code)
+            return {"status": task.status, "task_id": str(task.pk)}
+
+        result = bulk_apply(body.validated_data["batch_codes"], start)
+        return ok(result, message=_bulk_message("started", result))
+
+    @extend_schema(summary="Cancel several tasks", request=TaskIdsSerializer, responses=BulkResultSerializer)
+    def batch_cancel(self, request):
+        body = TaskIdsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = tasks_cancel_many(actor=Actor.from_request(request), ids=body.validated_data["task_ids"])
+        return ok(result, message=_bulk_message("cancelled", result))
+
+    @extend_schema(summary="Delete several finished tasks", request=TaskIdsSerializer, responses=BulkResultSerializer)
+    def batch_delete(self, request):
+        body = TaskIdsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = tasks_delete_many(actor=Actor.from_request(request), ids=body.validated_data["task_ids"])
+        return ok(result, message=_bulk_message("deleted", result))
+
+
+class DataSourceViewSet(viewsets.ViewSet):
+    action_permissions = {"list": ["batches.view_batch"]}
+
+    @extend_schema(summary="Registered data sources", responses=DataSourceSerializer(many=True))
+    def list(self, request):
+        data = [
+            {
+                "name": source.name,
+                "description": source.description,
+                "dimensions": {dim: list(inds) for dim, inds in source.dimensions.items()},
+                "calculation_types": list(CALCULATION_TYPES),
+            }
+            for source in sources()
+        ]
+        return ok(DataSourceSerializer(data, many=True).data)

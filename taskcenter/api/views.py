@@ -1,0 +1,12 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@permission_classes([AllowAny])
+def api_not_found(request, *args, **kwargs):
+    """Unknown paths under /api/v1/ answer an enveloped 404 (not Django's HTML page)."""
+    raise NotFound("No such endpoint.")

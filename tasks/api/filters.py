@@ -1,0 +1,85 @@
+"""Query filters of the task list; every invalid value is a 400 naming the parameter."""
+
+from __future__ import annotations
+
+import uuid
+
+import django_filters
+from django import forms
+from django.db.models import Q
+
+from tasks.models import AuditLog, Task
+from tasks.states import TaskStatus, Trigger
+
+
+class CSVChoiceField(forms.Field):
+    def __init__(self, *args, choices=(), **kwargs):
+        self.valid = [value for value, _ in choices]
+        super().__init__(*args, **kwargs)
+
+    def clean(self, value):
+        if value in (None, ""):
+            return None
+        items = [item.strip() for item in str(value).split(",") if item.strip()]
+        unknown = [item for item in items if item not in self.valid]
+        if unknown:
+            raise forms.ValidationError(f"Unknown value(s): {', '.join(unknown)}; allowed: {', '.join(self.valid)}.")
+        return items
+
+
+class CSVChoiceFilter(django_filters.Filter):
+    """``?status=pending,processing``: one or several of the choices."""
+
+    field_class = CSVChoiceField
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        return qs.filter(**{f"{self.field_name}__in": value})
+
+
+class TaskFilter(django_filters.FilterSet):
+    status = CSVChoiceFilter(choices=TaskStatus.choices, help_text="One status or a comma-separated list.")
+    task_type = django_filters.CharFilter()
+    batch_code = django_filters.CharFilter(field_name="batch__batch_code")
+    data_source = django_filters.CharFilter(field_name="batch__data_source", help_text="The batch's data source.")
+    trigger = django_filters.ChoiceFilter(choices=Trigger.choices)
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    search = django_filters.CharFilter(method="filter_search", help_text="Task id, type, batch code or error text.")
+
+    class Meta:
+        model = Task
+        fields = []
+
+    def filter_search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        condition = Q(task_type__icontains=value) | Q(batch__batch_code__icontains=value)
+        condition |= Q(error_message__icontains=value)
+        try:
+            condition |= Q(pk=uuid.UUID(value))
+        except ValueError:
+            pass
+        return queryset.filter(condition)
+
+
+LEVEL_CHOICES = [("debug", "debug"), ("info", "info"), ("warn", "warn"), ("error", "error")]
+
+
+class AuditLogFilter(django_filters.FilterSet):
+    actor = django_filters.CharFilter(field_name="actor_name", help_text="Username (or 'system').")
+    action = django_filters.CharFilter()
+    target = django_filters.CharFilter(method="filter_target", help_text="'type:id' or just an id.")
+    target_type = django_filters.CharFilter()
+
+    class Meta:
+        model = AuditLog
+        fields = []
+
+    def filter_target(self, queryset, name, value):
+        if ":" in value:
+            target_type, target_id = value.split(":", 1)
+            return queryset.filter(target_type=target_type, target_id=target_id)
+        return queryset.filter(target_id=value)

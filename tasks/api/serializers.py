@@ -1,0 +1,231 @@
+"""Task API shapes (API.md "Tasks of any type" and seed 000's status/progress)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from taskcenter.api.serializers import StrictSerializer
+from tasks.models import AuditLog, Task, TaskLog, TaskStage
+from tasks.services import MAX_BULK_IDS
+from tasks.states import LogLevel, StageStatus, TaskStatus
+
+
+def estimated_completion(task: Task):
+    """Linear estimate from this execution's pace: None unless processing with some progress."""
+    if task.status != TaskStatus.PROCESSING or not task.started_at or not task.progress:
+        return None
+    if task.progress >= 100:
+        return timezone.now()
+    elapsed = (timezone.now() - task.started_at).total_seconds()
+    remaining = elapsed * (100.0 - task.progress) / task.progress
+    return timezone.now() + timedelta(seconds=remaining)
+
+
+class StageSerializer(serializers.ModelSerializer):
+    stage = serializers.CharField(source="name")
+    status = serializers.ChoiceField(choices=StageStatus.choices)
+
+    class Meta:
+        model = TaskStage
+        fields = ["stage", "status", "progress"]
+
+
+class TaskListSerializer(serializers.ModelSerializer):
+    task_id = serializers.UUIDField(source="id")
+    batch_code = serializers.CharField(source="batch.batch_code", allow_null=True, default=None)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+
+    class Meta:
+        model = Task
+        fields = [
+            "task_id",
+            "task_type",
+            "batch_code",
+            "status",
+            "progress",
+            "error_message",
+            "error_category",
+            "attempt",
+            "max_attempts",
+            "trigger",
+            "created_by",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "updated_at",
+        ]
+
+
+class TaskDetailSerializer(TaskListSerializer):
+    stage_details = StageSerializer(source="stages", many=True)
+    estimated_completion = serializers.SerializerMethodField()
+    params = serializers.JSONField()
+    result = serializers.JSONField(allow_null=True)
+
+    class Meta(TaskListSerializer.Meta):
+        fields = [*TaskListSerializer.Meta.fields, "stage_details", "params", "result", "estimated_completion"]
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_estimated_completion(self, task):
+        value = estimated_completion(task)
+        return value.isoformat() if value else None
+
+
+class TaskStatusSerializer(serializers.Serializer):
+    """Seed 000's status shape."""
+
+    task_id = serializers.UUIDField(source="id")
+    batch_code = serializers.CharField(source="batch.batch_code", allow_null=True, default=None)
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    progress = serializers.FloatField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    estimated_completion = serializers.SerializerMethodField()
+    error_message = serializers.CharField(allow_null=True)
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_estimated_completion(self, task):
+        value = estimated_completion(task)
+        return value.isoformat() if value else None
+
+    def to_representation(self, task):
+        data = super().to_representation(task)
+        data["error_message"] = task.error_message or None
+        return data
+
+
+class TaskProgressSerializer(serializers.Serializer):
+    """Seed 000's progress shape."""
+
+    task_id = serializers.UUIDField(source="id")
+    overall_progress = serializers.FloatField(source="progress")
+    stage_details = StageSerializer(source="stages", many=True)
+
+
+class TaskCreateSerializer(StrictSerializer):
+    task_type = serializers.CharField(max_length=64)
+    params = serializers.JSONField(required=False, default=dict)
+    batch_code = serializers.CharField(max_length=64, required=False, allow_null=True)
+
+
+class TaskUpdateSerializer(StrictSerializer):
+    params = serializers.JSONField()
+
+
+class TaskLogSerializer(serializers.ModelSerializer):
+    level = serializers.SerializerMethodField()
+    data = serializers.JSONField(allow_null=True)
+
+    class Meta:
+        model = TaskLog
+        fields = ["id", "timestamp", "level", "message", "data"]
+
+    @extend_schema_field(serializers.ChoiceField(choices=[m.label for m in LogLevel]))
+    def get_level(self, log) -> str:
+        return LogLevel(log.level).label
+
+
+class TaskIdsSerializer(StrictSerializer):
+    task_ids = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1, max_length=MAX_BULK_IDS)
+
+
+class BatchCancelSerializer(StrictSerializer):
+    """Exactly one of the three selectors (seed 002: by ids, by task types, all)."""
+
+    task_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64), min_length=1, max_length=MAX_BULK_IDS, required=False
+    )
+    task_types = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1, required=False)
+    all = serializers.BooleanField(required=False)
+
+    def validate(self, attrs):
+        chosen = [key for key in ("task_ids", "task_types", "all") if key in attrs]
+        if len(chosen) != 1:
+            raise serializers.ValidationError("Give exactly one of task_ids, task_types or all.")
+        if "all" in attrs and attrs["all"] is not True:
+            raise serializers.ValidationError({"all": ["Must be true."]})
+        return attrs
+
+
+class BulkItemSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    status = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    task_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class BulkResultSerializer(serializers.Serializer):
+    total_count = serializers.IntegerField()
+    success_count = serializers.IntegerField()
+    failed_count = serializers.IntegerField()
+    results = serializers.DictField(child=BulkItemSerializer())
+
+
+class TaskTypeStageSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    weight = serializers.FloatField()
+
+
+class TaskTypeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    stages = TaskTypeStageSerializer(many=True)
+    timeout_seconds = serializers.IntegerField()
+    max_attempts = serializers.IntegerField()
+    user_startable = serializers.BooleanField()
+    params_schema = serializers.DictField()
+
+
+class CountSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class DurationSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    mean_seconds = serializers.FloatField(allow_null=True)
+    p95_seconds = serializers.FloatField(allow_null=True)
+
+
+class ClusterSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    host = serializers.CharField()
+    status = serializers.CharField()
+    workers = serializers.IntegerField()
+    task_queue = serializers.IntegerField()
+    uptime_seconds = serializers.FloatField()
+
+
+class TaskStatisticsSerializer(serializers.Serializer):
+    by_status = serializers.DictField(child=serializers.IntegerField())
+    by_type = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()))
+    last_24h = CountSerializer()
+    success_rate = serializers.FloatField(allow_null=True, help_text="completed / (completed + failed), last 24 h")
+    duration_by_type = serializers.DictField(child=DurationSerializer(), help_text="Completed in the last 24 h.")
+    queue_depth = serializers.IntegerField(help_text="Messages waiting in the broker.")
+    clusters = ClusterSerializer(many=True)
+
+
+class AuditLogSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_name")
+    details = serializers.JSONField()
+
+    class Meta:
+        model = AuditLog
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "action",
+            "target_type",
+            "target_id",
+            "from_status",
+            "to_status",
+            "details",
+            "client_address",
+        ]

@@ -1,0 +1,399 @@
+"""Task endpoints (API.md "Tasks of any type"). Thin: parse, call a service, render."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, renderers, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import Throttled, ValidationError
+
+from batches.models import Batch
+from taskcenter.api.renderers import EnvelopeRenderer
+from taskcenter.api.responses import ok
+from taskcenter.errors import InvalidInput
+from tasks.actors import Actor
+from tasks.api.filters import AuditLogFilter, TaskFilter
+from tasks.api.serializers import (
+    AuditLogSerializer,
+    BatchCancelSerializer,
+    BulkResultSerializer,
+    TaskCreateSerializer,
+    TaskDetailSerializer,
+    TaskIdsSerializer,
+    TaskListSerializer,
+    TaskLogSerializer,
+    TaskStatisticsSerializer,
+    TaskTypeSerializer,
+    TaskUpdateSerializer,
+)
+from tasks.models import AuditLog, Task, TaskLog
+from tasks.runtime.registry import job_types
+from tasks.selectors import task_statistics
+from tasks.services import (
+    MAX_BULK_IDS,
+    parse_task_id,
+    task_cancel,
+    task_create,
+    task_delete,
+    task_pause,
+    task_resume,
+    task_retry,
+    task_update_params,
+    tasks_cancel_many,
+    tasks_delete_many,
+)
+from tasks.states import ACTIVE_STATUSES, FINISHED_STATUSES, LogLevel, Trigger
+
+UUID_REGEX = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+VIEW = ["tasks.view_task"]
+
+
+class EventStreamRenderer(renderers.BaseRenderer):
+    media_type = "text/event-stream"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return json.dumps(data).encode()
+
+
+def task_queryset():
+    return Task.objects.select_related("batch", "created_by")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List tasks (newest first)", responses=TaskListSerializer(many=True)),
+    retrieve=extend_schema(summary="Task detail", responses=TaskDetailSerializer),
+)
+class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Task.objects.none()
+    lookup_field = "pk"
+    lookup_url_kwarg = "task_id"
+    lookup_value_regex = UUID_REGEX
+    filterset_class = TaskFilter
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    action_permissions = {
+        "list": VIEW,
+        "retrieve": VIEW,
+        "logs": VIEW,
+        "events": VIEW,
+        "statistics": VIEW,
+        "create": ["tasks.add_task"],
+        "partial_update": ["tasks.change_task"],
+        "destroy": ["tasks.delete_task"],
+        "cancel": ["tasks.cancel_task"],
+        "batch_cancel": ["tasks.cancel_task"],
+        "pause": ["tasks.pause_task"],
+        "resume": ["tasks.pause_task"],
+        "retry": ["tasks.retry_task"],
+        "batch_delete": ["tasks.delete_task"],
+    }
+
+    def get_queryset(self):
+        queryset = task_queryset().order_by("-created_at", "-pk")
+        if self.action in ("retrieve",):
+            queryset = queryset.prefetch_related("stages")
+        return queryset
+
+    def get_serializer_class(self):
+        return TaskDetailSerializer if self.action == "retrieve" else TaskListSerializer
+
+    def get_object(self):
+        self.kwargs[self.lookup_url_kwarg] = str(parse_task_id(self.kwargs[self.lookup_url_kwarg]))
+        return super().get_object()
+
+    def _detail(self, task_id, *, message: str, status: int = 200):
+        task = task_queryset().prefetch_related("stages").get(pk=task_id)
+        return ok(TaskDetailSerializer(task).data, message=message, status=status)
+
+    @extend_schema(
+        summary="Create and queue a task", request=TaskCreateSerializer, responses={201: TaskDetailSerializer}
+    )
+    def create(self, request):
+        body = TaskCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        batch = None
+        if body.validated_data.get("batch_code"):
+            batch = Batch.objects.filter(batch_code=body.validated_data["batch_code"]).first()
+            if batch is None:
+                raise InvalidInput(
+                    "unknown batch_code", errors={"batch_code": [f"No batch {body.validated_data['batch_code']!r}."]}
+                )
+        task = task_create(
+            actor=Actor.from_request(request),
+            task_type=body.validated_data["task_type"],
+            params=body.validated_data.get("params"),
+            batch=batch,
+            trigger=Trigger.API,
+        )
+        return self._detail(task.pk, message="Task created and queued.", status=201)
+
+    @extend_schema(
+        summary="Change a pending task's params",
+        request=TaskUpdateSerializer,
+        responses={200: TaskDetailSerializer},
+        description="Only `params`, only while the task is pending (else 409).",
+    )
+    def partial_update(self, request, task_id=None):
+        task = self.get_object()
+        body = TaskUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        task_update_params(actor=Actor.from_request(request), task_id=task.pk, params=body.validated_data["params"])
+        return self._detail(task.pk, message="Task updated.")
+
+    @extend_schema(summary="Delete a finished task", request=None, responses={200: None})
+    def destroy(self, request, task_id=None):
+        task = self.get_object()
+        task_delete(actor=Actor.from_request(request), task_id=task.pk)
+        return ok(None, message="Task deleted.")
+
+    def _steer(self, request, operation, message: str):
+        task = self.get_object()
+        operation(actor=Actor.from_request(request), task_id=task.pk)
+        return self._detail(task.pk, message=message)
+
+    @extend_schema(
+        summary="Cancel (pending / processing / paused → cancelled)", request=None, responses=TaskDetailSerializer
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, task_id=None):
+        return self._steer(request, task_cancel, "Task cancelled.")
+
+    @extend_schema(summary="Pause (processing → paused)", request=None, responses=TaskDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, task_id=None):
+        return self._steer(request, task_pause, "Task paused.")
+
+    @extend_schema(
+        summary="Resume (paused → pending, from its checkpoint)", request=None, responses=TaskDetailSerializer
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request, task_id=None):
+        return self._steer(request, task_resume, "Task resumed.")
+
+    @extend_schema(
+        summary="Retry (failed / cancelled → pending, attempt + 1)", request=None, responses=TaskDetailSerializer
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request, task_id=None):
+        return self._steer(request, task_retry, "Task queued again.")
+
+    @extend_schema(
+        summary="Task logs (oldest first)",
+        parameters=[
+            OpenApiParameter("level", str, enum=[m.label for m in LogLevel], description="Minimum level."),
+            OpenApiParameter("after_id", int, description="Only entries with a larger id (tailing)."),
+        ],
+        responses=TaskLogSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def logs(self, request, task_id=None):
+        from taskcenter.api.pagination import PagePagination
+
+        task = self.get_object()
+        logs = TaskLog.objects.filter(task=task).order_by("id")
+        level = request.query_params.get("level")
+        if level:
+            try:
+                logs = logs.filter(level__gte=LogLevel.from_name(level))
+            except ValueError:
+                raise ValidationError(
+                    {"level": [f"Unknown level {level!r}; use debug, info, warn or error."]}
+                ) from None
+        after_id = request.query_params.get("after_id")
+        if after_id:
+            if not after_id.isdigit():
+                raise ValidationError({"after_id": ["A whole number is required."]})
+            logs = logs.filter(id__gt=int(after_id))
+        paginator = PagePagination()
+        page = paginator.paginate_queryset(logs, request, self)
+        return paginator.get_paginated_response(TaskLogSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Server-Sent Events of a task until it finishes",
+        description=(
+            "Events: `status` ({status, progress, stage_details}) on every change, `log` for each new log line, "
+            "`end` at a final state; a `: keep-alive` comment every 15 s. At most TASKCENTER_SSE_MAX_STREAMS "
+            "streams per web process (more → 429); a stream ends after TASKCENTER_SSE_MAX_SECONDS (reconnect)."
+        ),
+        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="An event stream.")},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        renderer_classes=[EnvelopeRenderer, EventStreamRenderer],
+        filterset_class=None,
+    )
+    def events(self, request, task_id=None):
+        task = self.get_object()
+        if not _STREAMS.acquire(blocking=False):
+            raise Throttled(wait=5, detail="Too many event streams on this server; try again shortly.")
+        response = StreamingHttpResponse(_event_stream(task.pk), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
+
+    @extend_schema(
+        summary="Bulk cancel by ids, by task types, or all",
+        request=BatchCancelSerializer,
+        responses=BulkResultSerializer,
+    )
+    @action(detail=False, methods=["post"], url_path="batch-cancel")
+    def batch_cancel(self, request):
+        body = BatchCancelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if "task_ids" in body.validated_data:
+            ids = body.validated_data["task_ids"]
+        else:
+            active = Task.objects.filter(status__in=ACTIVE_STATUSES)
+            if "task_types" in body.validated_data:
+                known = {job.name for job in job_types()}
+                unknown = sorted(set(body.validated_data["task_types"]) - known)
+                if unknown:
+                    raise ValidationError({"task_types": [f"Unknown task type(s): {', '.join(unknown)}."]})
+                active = active.filter(task_type__in=body.validated_data["task_types"])
+            ids = [str(pk) for pk in active.values_list("pk", flat=True)[:100_000]]
+        # By type or "all" there may be more than one request's worth of ids: no per-request cap.
+        limit = MAX_BULK_IDS if "task_ids" in body.validated_data else None
+        result = tasks_cancel_many(actor=Actor.from_request(request), ids=ids, limit=limit)
+        return ok(result, message=_bulk_message("cancelled", result))
+
+    @extend_schema(summary="Bulk delete finished tasks", request=TaskIdsSerializer, responses=BulkResultSerializer)
+    @action(detail=False, methods=["post"], url_path="batch-delete")
+    def batch_delete(self, request):
+        body = TaskIdsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = tasks_delete_many(actor=Actor.from_request(request), ids=body.validated_data["task_ids"])
+        return ok(result, message=_bulk_message("deleted", result))
+
+    @extend_schema(summary="Task statistics", responses=TaskStatisticsSerializer, filters=False)
+    @action(detail=False, methods=["get"], filterset_class=None, pagination_class=None)
+    def statistics(self, request):
+        return ok(TaskStatisticsSerializer(task_statistics()).data)
+
+
+def _bulk_message(verb: str, result: dict) -> str:
+    return f"{result['success_count']}/{result['total_count']} {verb}; {result['failed_count']} refused"
+
+
+_STREAMS = threading.BoundedSemaphore(settings.TASKCENTER_SSE_MAX_STREAMS)
+KEEP_ALIVE_SECONDS = 15
+POLL_SECONDS = 0.5
+
+
+def _event_stream(task_id):
+    """Poll the task every half second; emit what changed. Releases its stream slot at the end."""
+    try:
+        last_state = None
+        last_log = 0
+        last_sent = time.monotonic()
+        deadline = time.monotonic() + settings.TASKCENTER_SSE_MAX_SECONDS
+        while time.monotonic() < deadline:
+            task = Task.objects.filter(pk=task_id).prefetch_related("stages").first()
+            if task is None:
+                yield _event("end", {"status": None, "reason": "deleted"})
+                return
+            state = {
+                "status": task.status,
+                "progress": task.progress,
+                "stage_details": [
+                    {"stage": s.name, "status": s.status, "progress": s.progress} for s in task.stages.all()
+                ],
+            }
+            if state != last_state:
+                yield _event("status", state)
+                last_state = state
+                last_sent = time.monotonic()
+            for log in TaskLog.objects.filter(task_id=task_id, id__gt=last_log).order_by("id")[:200]:
+                last_log = log.id
+                yield _event("log", TaskLogSerializer(log).data)
+                last_sent = time.monotonic()
+            if task.status in FINISHED_STATUSES:
+                yield _event("end", {"status": task.status})
+                return
+            if time.monotonic() - last_sent >= KEEP_ALIVE_SECONDS:
+                yield ": keep-alive\n\n"
+                last_sent = time.monotonic()
+            time.sleep(POLL_SECONDS)
+    finally:
+        _STREAMS.release()
+        close_old_connections()
+
+
+def _event(name: str, data) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, default=str, ensure_ascii=False)}\n\n"
+
+
+class TaskTypeViewSet(viewsets.ViewSet):
+    action_permissions = {"list": VIEW}
+
+    @extend_schema(summary="Registered task types", responses=TaskTypeSerializer(many=True))
+    def list(self, request):
+        data = [
+            {
+                "name": job.name,
+                "description": job.description,
+                "stages": [
+                    {"name": stage.name, "weight": weight}
+                    for stage, (_, weight) in zip(job.stages, job.stage_weights(), strict=True)
+                ],
+                "timeout_seconds": job.timeout_seconds,
+                "max_attempts": job.max_attempts,
+                "user_startable": job.user_startable,
+                "params_schema": params_json_schema(job.params_serializer),
+            }
+            for job in job_types()
+        ]
+        return ok(TaskTypeSerializer(data, many=True).data)
+
+
+def params_json_schema(serializer_class) -> dict:
+    """A JSON Schema of a params serializer (the fields a client may send)."""
+    schema: dict = {"type": "object", "properties": {}, "additionalProperties": False, "required": []}
+    if serializer_class is None:
+        return schema
+    types = {
+        serializers.IntegerField: "integer",
+        serializers.FloatField: "number",
+        serializers.BooleanField: "boolean",
+        serializers.CharField: "string",
+        serializers.ListField: "array",
+        serializers.DictField: "object",
+    }
+    for name, field in serializer_class().fields.items():
+        if field.read_only:
+            continue
+        prop: dict = {}
+        for klass, json_type in types.items():
+            if isinstance(field, klass):
+                prop["type"] = json_type
+                break
+        for attr, key in (("min_value", "minimum"), ("max_value", "maximum"), ("max_length", "maxLength")):
+            if getattr(field, attr, None) is not None:
+                prop[key] = getattr(field, attr)
+        if field.help_text:
+            prop["description"] = str(field.help_text)
+        if field.default is not serializers.empty and not callable(field.default):
+            prop["default"] = field.default
+        if getattr(field, "allow_null", False):
+            prop["nullable"] = True
+        if field.required:
+            schema["required"].append(name)
+        schema["properties"][name] = prop
+    return schema
+
+
+@extend_schema_view(list=extend_schema(summary="The audit log (newest first)"))
+class AuditLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    queryset = AuditLog.objects.order_by("-id")
+    serializer_class = AuditLogSerializer
+    filterset_class = AuditLogFilter
+    action_permissions = {"list": ["tasks.view_auditlog"]}

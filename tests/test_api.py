@@ -1,0 +1,315 @@
+"""The REST API in-process: the seeds' examples verbatim, the envelope, errors, filters, queries."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from batches.models import Batch
+from tasks.actors import SYSTEM
+from tasks.models import AuditLog, Task, TaskLog
+from tasks.runtime.worker import run_task
+from tasks.services import task_create
+from tests.api_helpers import client_for, envelope_of
+
+SEED_BATCH = {
+    "batch_code": "BATCH_2025_001",
+    "description": "2025年第一批统计任务",
+    "data_source": "student_assessments",
+    "config": {
+        "include_dimensions": ["academic", "non_academic"],
+        "calculation_types": ["descriptive", "correlation"],
+    },
+}
+
+
+@pytest.fixture
+def api(manager):
+    return client_for(manager)
+
+
+def test_seed_000_create_batch_body_works_verbatim(api):
+    body = envelope_of(api.post("/api/v1/statistics/batches", SEED_BATCH, format="json"), 201)
+    assert body["data"]["batch_code"] == "BATCH_2025_001"
+    assert body["data"]["config"] == SEED_BATCH["config"]
+    assert body["data"]["task_count"] == 0 and body["data"]["latest_task"] is None
+    assert AuditLog.objects.filter(action="batch.create", target_id="BATCH_2025_001").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"data_source": "nope"}, "data_source"),
+        (
+            {"config": {"include_dimensions": ["sports"], "calculation_types": ["descriptive"]}},
+            "config.include_dimensions",
+        ),
+        ({"config": {"include_dimensions": ["academic"], "calculation_types": ["magic"]}}, "config.calculation_types"),
+        ({"batch_code": "has space"}, "batch_code"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_batch_input_is_a_400_naming_the_field_and_changes_nothing(api, change, field):
+    body = envelope_of(api.post("/api/v1/statistics/batches", {**SEED_BATCH, **change}, format="json"), 400)
+    assert field in body["errors"]
+    assert not Batch.objects.exists()
+
+
+def test_duplicate_batch_code_is_a_conflict(api):
+    api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
+    body = envelope_of(api.post("/api/v1/statistics/batches", SEED_BATCH, format="json"), 409)
+    assert "batch_code" in body["errors"]
+
+
+def test_start_status_progress_and_cancel_by_batch_code(api):
+    api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
+    started = envelope_of(api.post("/api/v1/statistics/tasks/BATCH_2025_001/start"), 202)["data"]
+    assert set(started) == {
+        "task_id",
+        "batch_code",
+        "status",
+        "progress",
+        "started_at",
+        "estimated_completion",
+        "error_message",
+    }
+    assert (started["status"], started["batch_code"], started["progress"]) == ("pending", "BATCH_2025_001", 0.0)
+    again = envelope_of(api.post("/api/v1/statistics/tasks/BATCH_2025_001/start"), 409)
+    assert "active task" in again["message"]
+    progress = envelope_of(api.get(f"/api/v1/statistics/tasks/{started['task_id']}/progress"), 200)["data"]
+    assert progress["task_id"] == started["task_id"] and progress["overall_progress"] == 0.0
+    assert [s["stage"] for s in progress["stage_details"]] == [
+        "data_loading",
+        "statistical_calculation",
+        "result_aggregation",
+    ]
+    assert all(s["status"] == "pending" for s in progress["stage_details"])
+    cancelled = envelope_of(api.post("/api/v1/statistics/tasks/BATCH_2025_001/cancel"), 200)["data"]
+    assert cancelled["status"] == "cancelled"
+    envelope_of(api.post("/api/v1/statistics/tasks/BATCH_2025_001/cancel"), 409)
+    status = envelope_of(api.get(f"/api/v1/statistics/tasks/{started['task_id']}/status"), 200)["data"]
+    assert status["status"] == "cancelled"
+
+
+def test_batch_start_reports_each_batch_with_its_new_task(api):
+    api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
+    api.post("/api/v1/statistics/batches", {**SEED_BATCH, "batch_code": "B2"}, format="json")
+    body = envelope_of(
+        api.post(
+            "/api/v1/statistics/tasks/batch-start",
+            {"batch_codes": ["BATCH_2025_001", "B2", "NOPE", "B2"]},
+            format="json",
+        ),
+        200,
+    )["data"]
+    assert (body["total_count"], body["success_count"], body["failed_count"]) == (3, 2, 1)
+    assert body["results"]["NOPE"] == {"success": False, "status": None, "error": "batch NOPE not found"}
+    assert Task.objects.filter(pk=body["results"]["B2"]["task_id"], status="pending").exists()
+
+
+def test_seed_001_pause_resume_batch_delete_and_paginated_list(api):
+    tasks = [task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1}) for _ in range(12)]
+    page = envelope_of(api.get("/api/v1/tasks?page=2&page_size=5"), 200)["data"]
+    assert (page["total"], page["page"], page["page_size"], page["total_pages"]) == (12, 2, 5, 3)
+    assert len(page["results"]) == 5
+    newest_first = [t["task_id"] for t in envelope_of(api.get("/api/v1/tasks?page_size=100"), 200)["data"]["results"]]
+    assert newest_first == [str(t.pk) for t in sorted(tasks, key=lambda t: t.created_at, reverse=True)]
+
+    running = tasks[0]
+    Task.objects.filter(pk=running.pk).update(status="processing", execution_id=uuid.uuid4())
+    assert envelope_of(api.post(f"/api/v1/tasks/{running.pk}/pause"), 200)["data"]["status"] == "paused"
+    envelope_of(api.post(f"/api/v1/tasks/{running.pk}/pause"), 409)
+    assert envelope_of(api.post(f"/api/v1/tasks/{running.pk}/resume"), 200)["data"]["status"] == "pending"
+    envelope_of(api.post(f"/api/v1/tasks/{running.pk}/resume"), 409)
+
+    done = tasks[1]
+    run_task(str(done.pk))
+    body = envelope_of(
+        api.post("/api/v1/tasks/batch-delete", {"task_ids": [str(done.pk), str(tasks[2].pk), "nope"]}, format="json"),
+        200,
+    )["data"]
+    assert (body["success_count"], body["failed_count"]) == (1, 2)
+    assert body["results"][str(done.pk)] == {"success": True, "status": "deleted", "error": None}
+    assert "cancel it before deleting" in body["results"][str(tasks[2].pk)]["error"]
+    assert not Task.objects.filter(pk=done.pk).exists()
+
+
+def test_seed_002_logs_with_levels_and_tailing(api):
+    task = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
+    for level, message in [(10, "debugging"), (20, "开始执行任务"), (30, "slow"), (40, "boom")]:
+        TaskLog.objects.create(task=task, timestamp=task.created_at, level=level, message=message, data={"n": level})
+    logs = envelope_of(api.get(f"/api/v1/tasks/{task.pk}/logs"), 200)["data"]["results"]
+    assert [(e["level"], e["message"]) for e in logs] == [
+        ("debug", "debugging"),
+        ("info", "开始执行任务"),
+        ("warn", "slow"),
+        ("error", "boom"),
+    ]
+    assert set(logs[0]) == {"id", "timestamp", "level", "message", "data"}
+    warn_up = envelope_of(api.get(f"/api/v1/tasks/{task.pk}/logs?level=warn"), 200)["data"]["results"]
+    assert [e["level"] for e in warn_up] == ["warn", "error"]
+    tail = envelope_of(api.get(f"/api/v1/tasks/{task.pk}/logs?after_id={logs[1]['id']}"), 200)["data"]["results"]
+    assert [e["message"] for e in tail] == ["slow", "boom"]
+    assert "level" in envelope_of(api.get(f"/api/v1/tasks/{task.pk}/logs?level=loud"), 400)["errors"]
+
+
+def test_seed_002_cancel_by_ids_by_types_and_all(api):
+    canaries = [task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1}) for _ in range(3)]
+    purge = task_create(actor=SYSTEM, task_type="maintenance.purge", params={"days": 30})
+    by_ids = envelope_of(
+        api.post("/api/v1/tasks/batch-cancel", {"task_ids": [str(canaries[0].pk)]}, format="json"), 200
+    )
+    assert by_ids["data"]["results"][str(canaries[0].pk)]["status"] == "cancelled"
+    by_type = envelope_of(api.post("/api/v1/tasks/batch-cancel", {"task_types": ["canary"]}, format="json"), 200)
+    assert set(by_type["data"]["results"]) == {str(canaries[1].pk), str(canaries[2].pk)}
+    assert Task.objects.get(pk=purge.pk).status == "pending"
+    everything = envelope_of(api.post("/api/v1/tasks/batch-cancel", {"all": True}, format="json"), 200)
+    assert list(everything["data"]["results"]) == [str(purge.pk)]
+    assert not Task.objects.exclude(status="cancelled").exists()
+    both = envelope_of(api.post("/api/v1/tasks/batch-cancel", {"all": True, "task_ids": ["x"]}, format="json"), 400)
+    assert "exactly one" in both["message"]
+    envelope_of(api.post("/api/v1/tasks/batch-cancel", {"task_types": ["nope"]}, format="json"), 400)
+
+
+def test_seed_003_create_update_only_while_pending_retry_and_filters(api):
+    created = envelope_of(
+        api.post("/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 0, "steps": 2}}, format="json"), 201
+    )["data"]
+    assert created["status"] == "pending" and created["trigger"] == "api" and created["created_by"] == "manager"
+    task_id = created["task_id"]
+    patched = envelope_of(api.patch(f"/api/v1/tasks/{task_id}", {"params": {"steps": 3}}, format="json"), 200)
+    assert patched["data"]["params"] == {"seconds": 1.0, "steps": 3, "fail_at_step": None, "fail_times": 0}
+    bad = envelope_of(api.patch(f"/api/v1/tasks/{task_id}", {"params": {"steps": -1}}, format="json"), 400)
+    assert "params.steps" in bad["errors"]
+    envelope_of(api.put(f"/api/v1/tasks/{task_id}", {"params": {}}, format="json"), 405)
+    run_task(task_id)
+    envelope_of(api.patch(f"/api/v1/tasks/{task_id}", {"params": {"steps": 4}}, format="json"), 409)
+    envelope_of(api.post(f"/api/v1/tasks/{task_id}/retry"), 409)  # completed is final
+
+    failed = task_create(
+        actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 2, "fail_at_step": 1, "fail_times": 9}
+    )
+    Task.objects.filter(pk=failed.pk).update(max_attempts=1)
+    run_task(str(failed.pk))
+    retried = envelope_of(api.post(f"/api/v1/tasks/{failed.pk}/retry"), 200)["data"]
+    assert (retried["status"], retried["attempt"], retried["trigger"]) == ("pending", 2, "retry")
+
+    Batch.objects.create(batch_code="B3", data_source="student_assessments", config={})
+    task_create(actor=SYSTEM, task_type="canary", params={}, batch=Batch.objects.get())
+    only = envelope_of(api.get("/api/v1/tasks?data_source=student_assessments"), 200)["data"]
+    assert only["total"] == 1 and only["results"][0]["batch_code"] == "B3"
+    assert envelope_of(api.get("/api/v1/tasks?status=completed"), 200)["data"]["total"] == 1
+    assert envelope_of(api.get("/api/v1/tasks?status=pending,completed"), 200)["data"]["total"] == 3
+    assert envelope_of(api.get("/api/v1/tasks?task_type=maintenance.purge"), 200)["data"]["total"] == 0
+    for bad_query, name in [
+        ("status=running", "status"),
+        ("created_after=yesterday", "created_after"),
+        ("page=two", "page"),
+        ("page_size=101", "page_size"),
+        ("trigger=cron", "trigger"),
+    ]:
+        assert name in envelope_of(api.get(f"/api/v1/tasks?{bad_query}"), 400)["errors"]
+    stats = envelope_of(api.get("/api/v1/tasks/statistics"), 200)["data"]
+    assert stats["by_status"]["completed"] == 1 and stats["by_type"]["canary"]["pending"] == 2
+    # The failed task was retried (pending again), so only the completed one counts as finished.
+    assert stats["last_24h"] == {"created": 3, "completed": 1, "failed": 0} and stats["success_rate"] == 1.0
+    assert stats["duration_by_type"]["canary"]["count"] == 1
+
+
+def test_seed_004_detail_fields_and_cancel_refusal_for_final_states(api):
+    task = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
+    run_task(str(task.pk))
+    detail = envelope_of(api.get(f"/api/v1/tasks/{task.pk}"), 200)["data"]
+    assert set(detail) >= {
+        "task_id",
+        "task_type",
+        "batch_code",
+        "status",
+        "progress",
+        "stage_details",
+        "params",
+        "result",
+        "error_message",
+        "error_category",
+        "attempt",
+        "max_attempts",
+        "trigger",
+        "created_by",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "updated_at",
+        "estimated_completion",
+    }
+    assert detail["result"]["steps_done"] == 1 and detail["stage_details"][0]["status"] == "completed"
+    refused = envelope_of(api.post(f"/api/v1/tasks/{task.pk}/cancel"), 409)
+    assert "completed" in refused["message"]
+    envelope_of(api.get(f"/api/v1/tasks/{uuid.uuid4()}"), 404)
+    envelope_of(api.get("/api/v1/tasks/not-a-uuid"), 404)
+    envelope_of(api.get("/api/v1/nothing/here"), 404)
+
+
+def test_error_envelopes_for_auth_method_media_and_size(api, settings):
+    anonymous = client_for()
+    response = anonymous.get("/api/v1/tasks")
+    envelope_of(response, 401)
+    assert response["WWW-Authenticate"].startswith("Token")
+    envelope_of(api.delete("/api/v1/tasks/statistics"), 405)
+    envelope_of(api.post("/api/v1/tasks", "task_type=canary", content_type="application/x-www-form-urlencoded"), 415)
+    envelope_of(api.post("/api/v1/tasks", "{not json", content_type="application/json"), 400)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
+    huge = {"task_type": "canary", "params": {"x": "y" * 5000}}
+    envelope_of(api.post("/api/v1/tasks", huge, format="json"), 413)
+    assert not Task.objects.exists()
+
+
+def test_task_types_data_sources_and_audit_log(api):
+    types = {t["name"]: t for t in envelope_of(api.get("/api/v1/task-types"), 200)["data"]}
+    assert {"canary", "statistics", "maintenance.purge", "import_assessments"} <= set(types)
+    canary = types["canary"]
+    assert canary["params_schema"]["properties"]["steps"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 100000,
+        "description": "Equal slices of work.",
+        "default": 10,
+    }
+    assert [s["name"] for s in types["statistics"]["stages"]] == [
+        "data_loading",
+        "statistical_calculation",
+        "result_aggregation",
+    ]
+    sources = envelope_of(api.get("/api/v1/data-sources"), 200)["data"]
+    assert sources[0]["name"] == "student_assessments"
+    assert sources[0]["dimensions"]["academic"][:2] == ["chinese", "math"]
+    api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
+    audit = envelope_of(api.get("/api/v1/audit-logs?action=batch.create"), 200)["data"]
+    assert audit["total"] == 1 and audit["results"][0]["actor"] == "manager"
+
+
+def test_list_endpoints_run_a_fixed_number_of_queries_whatever_the_page_size(manager, django_assert_max_num_queries):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    api = APIClient()  # token auth: every request loads its user and permissions afresh, as in production
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=manager).key}")
+    batch = Batch.objects.create(batch_code="Q", data_source="student_assessments", config={})
+    tasks = []
+    for i in range(100):
+        Batch.objects.create(batch_code=f"Q{i}", data_source="student_assessments", config={}, created_by=manager)
+        tasks.append(task_create(actor=SYSTEM, task_type="canary", params={}, batch=batch))
+    TaskLog.objects.bulk_create(TaskLog(task=tasks[0], timestamp=tasks[0].created_at, message="x") for _ in range(100))
+    for base in [
+        "/api/v1/tasks",
+        "/api/v1/statistics/batches",
+        f"/api/v1/tasks/{tasks[0].pk}/logs",
+        "/api/v1/audit-logs",
+    ]:
+        counts = []
+        for page_size in (1, 20, 100):
+            with django_assert_max_num_queries(7) as captured:
+                body = envelope_of(api.get(f"{base}?page_size={page_size}"), 200)
+            assert len(body["data"]["results"]) == page_size
+            counts.append(len(captured))
+        assert len(set(counts)) == 1, (base, counts)

@@ -1,0 +1,93 @@
+"""CSV import of assessment records: all or nothing, --skip-invalid, and the import task's path rules."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from batches.models import AssessmentRecord
+from taskcenter.errors import InvalidInput
+from tasks.actors import SYSTEM
+from tasks.runtime.worker import run_task
+from tasks.services import task_create
+
+HEADER = "student_id,school,grade,class,dimension,indicator,score,assessed_at\n"
+GOOD = [
+    "S1,SCH1,7,7-1,academic,math,81.5,2025-06-01\n",
+    "S1,SCH1,7,7-1,non_academic,arts,,2025-06-01\n",
+    "S2,SCH1,8,8-2,academic,chinese,70,2025-06-02\n",
+]
+
+
+def write(path, lines):
+    path.write_text(HEADER + "".join(lines), encoding="utf-8")
+    return path
+
+
+def test_a_valid_file_is_imported_with_missing_scores_kept_as_null(db, tmp_path, capsys):
+    call_command("import_assessments", str(write(tmp_path / "ok.csv", GOOD)))
+    assert AssessmentRecord.objects.count() == 3
+    assert AssessmentRecord.objects.get(indicator="arts").score is None
+    assert "imported 3 records" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "message"),
+    [
+        ("S3,SCH1,7,7-1,sports,math,80,2025-06-01\n", "line 5: unknown dimension 'sports'"),
+        ("S3,SCH1,7,7-1,academic,math,eighty,2025-06-01\n", "line 5: score 'eighty' is not a number"),
+        ("S3,SCH1,7,7-1,academic,arts,80,2025-06-01\n", "line 5: unknown indicator 'arts' for dimension academic"),
+        ("S3,SCH1,7,7-1,academic,math,80,01/06/2025\n", "line 5: assessed_at '01/06/2025' is not a date"),
+        ("S3,,7,7-1,academic,math,80,2025-06-01\n", "line 5: school is empty"),
+    ],
+)
+def test_a_bad_row_stops_the_import_naming_its_line_and_imports_nothing(db, tmp_path, bad_row, message):
+    path = write(tmp_path / "bad.csv", [*GOOD, bad_row])
+    with pytest.raises(CommandError) as failure:
+        call_command("import_assessments", str(path))
+    assert message in str(failure.value)
+    assert "nothing was imported" in str(failure.value)
+    assert not AssessmentRecord.objects.exists()
+
+
+def test_a_missing_column_is_named(db, tmp_path):
+    path = tmp_path / "cols.csv"
+    path.write_text("student_id,school,grade,dimension,indicator,score\nS1,A,7,academic,math,1\n")
+    with pytest.raises(CommandError, match="missing column\\(s\\): class, assessed_at"):
+        call_command("import_assessments", str(path))
+
+
+def test_skip_invalid_imports_the_good_rows_and_reports_the_bad(db, tmp_path, capsys):
+    path = write(tmp_path / "mixed.csv", [GOOD[0], "S9,SCH1,7,7-1,academic,math,x,2025-06-01\n", GOOD[2]])
+    call_command("import_assessments", str(path), "--skip-invalid")
+    captured = capsys.readouterr()
+    assert AssessmentRecord.objects.count() == 2
+    assert "skipped line 3: score 'x' is not a number" in captured.err
+    assert "imported 2 records; skipped 1 invalid rows" in captured.out
+
+
+def test_import_task_reads_only_inside_the_import_directory(db, tmp_path, settings):
+    settings.TASKCENTER_IMPORT_DIR = tmp_path / "imports"
+    settings.TASKCENTER_IMPORT_DIR.mkdir()
+    write(settings.TASKCENTER_IMPORT_DIR / "june.csv", GOOD)
+    secret = write(tmp_path / "outside.csv", GOOD)
+    for path in ["../outside.csv", str(secret), "missing.csv", ""]:
+        with pytest.raises(InvalidInput) as refused:
+            task_create(actor=SYSTEM, task_type="import_assessments", params={"path": path})
+        assert "params.path" in refused.value.errors
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "june.csv"})
+    assert run_task(str(task.pk)) == "completed"
+    task.refresh_from_db()
+    assert task.result == {"file": "june.csv", "imported": 3, "skipped": 0, "skipped_lines": []}
+    assert AssessmentRecord.objects.count() == 3
+
+
+def test_import_task_with_a_bad_row_fails_as_data_error_and_imports_nothing(db, tmp_path, settings):
+    settings.TASKCENTER_IMPORT_DIR = tmp_path
+    write(tmp_path / "bad.csv", [*GOOD, "S3,SCH1,7,7-1,academic,math,101,2025-06-01\n"])
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "bad.csv"})
+    run_task(str(task.pk))
+    task.refresh_from_db()
+    assert (task.status, task.error_category) == ("failed", "data")
+    assert "line 5: score 101 is outside 0–100" in task.error_message
+    assert not AssessmentRecord.objects.exists()
