@@ -74,6 +74,7 @@ def run() -> int:
     host, port = env.get("HOST", "127.0.0.1"), env.get("PORT", "8000")
     say("migrating the database")
     manage("migrate", "--noinput", "-v", "0", env=env)
+    manage("createcachetable", env=env)
     manage("collectstatic", "--noinput", "-v", "0", env=env)
     manage("bootstrap", env=env)
     web_workers = env.get("WEB_WORKERS", "2")

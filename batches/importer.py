@@ -132,6 +132,14 @@ def import_csv(
     return report
 
 
+class ImportFileMissing(ValueError):
+    """The path is acceptable but no such file is in the import directory."""
+
+
+#: What an import path may look like (relative, no "..", no NUL): also the OpenAPI pattern.
+IMPORT_PATH_PATTERN = r"^(?!/)(?!.*\.\.)[^\x00]{1,255}$"
+
+
 def resolve_import_path(relative: str) -> Path:
     """A path inside ``TASKCENTER_IMPORT_DIR``; anything outside (``..``, absolute, symlinks out) is refused."""
     base = Path(settings.TASKCENTER_IMPORT_DIR).resolve()
@@ -141,5 +149,5 @@ def resolve_import_path(relative: str) -> Path:
     if base != candidate and base not in candidate.parents:
         raise ValueError("the path leaves the import directory")
     if not candidate.is_file():
-        raise ValueError(f"no file {relative!r} in the import directory")
+        raise ImportFileMissing(f"no file {relative!r} in the import directory")
     return candidate

@@ -14,9 +14,10 @@ from rest_framework import serializers
 
 from batches import assessments
 from batches.engine import compute, plan_units
-from batches.importer import ImportFailed, import_csv, resolve_import_path
+from batches.importer import IMPORT_PATH_PATTERN, ImportFailed, ImportFileMissing, import_csv, resolve_import_path
 from batches.sources import CALCULATION_TYPES, DEFAULT_HISTOGRAM_BINS, get_source, validate_batch_config
-from taskcenter.errors import InvalidInput
+from taskcenter.api.serializers import StrictBooleanField
+from taskcenter.errors import InvalidInput, NotFound
 from tasks.runtime.errors import ConfigurationError, DataError
 from tasks.runtime.registry import register
 
@@ -241,12 +242,16 @@ def statistics_job(ctx):
 
 
 class ImportParams(serializers.Serializer):
-    path = serializers.CharField(max_length=255, help_text="A CSV file, relative to the import directory.")
-    skip_invalid = serializers.BooleanField(default=False)
+    path = serializers.RegexField(
+        IMPORT_PATH_PATTERN, max_length=255, help_text="A CSV file, relative to the import directory."
+    )
+    skip_invalid = StrictBooleanField(default=False)
 
     def validate_path(self, value):
         try:
             resolve_import_path(value)
+        except ImportFileMissing as exc:
+            raise NotFound(str(exc)) from None  # a well-formed path naming nothing: 404, not 400
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from None
         return value

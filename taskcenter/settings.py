@@ -187,6 +187,8 @@ REST_FRAMEWORK = {
         "user": env_str("THROTTLE_USER", "6000/min"),
     },
     "PAGE_SIZE": 20,
+    # No ?format=…: the API speaks JSON (and text/event-stream on the events endpoint) only.
+    "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": False,
@@ -216,7 +218,7 @@ SPECTACULAR_SETTINGS = {
 #: Concurrent Server-Sent Events streams per web process (each holds a thread); more → 429.
 TASKCENTER_SSE_MAX_STREAMS = env_int("TASKCENTER_SSE_MAX_STREAMS", 4, minimum=1)
 #: A stream ends after this many seconds (the client reconnects); keeps threads from leaking.
-TASKCENTER_SSE_MAX_SECONDS = env_int("TASKCENTER_SSE_MAX_SECONDS", 600, minimum=5)
+TASKCENTER_SSE_MAX_SECONDS = env_int("TASKCENTER_SSE_MAX_SECONDS", 600, minimum=1)
 
 # --- django-q2 --------------------------------------------------------------------------------
 

@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-key-not-secret-0123456789abcdefghijklmnopqrstuvwxyz")
+# Property-based API tests send thousands of requests: throttling is tested on its own.
+os.environ.setdefault("THROTTLE_USER", "1000000/min")
+os.environ.setdefault("THROTTLE_ANON", "1000000/min")
 os.environ.setdefault("TASKCENTER_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var"))
 
 from taskcenter.settings import *  # noqa: F403
@@ -12,6 +15,10 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.locme
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+CACHES = {
+    **CACHES,  # noqa: F405
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
 }
 SECURE_COOKIES = False
 SESSION_COOKIE_SECURE = False

@@ -44,7 +44,7 @@ api_v1 = [
         name="stats-cancel",
     ),
     *router.urls,
-    re_path(r"^.*$", api_not_found),
+    re_path(r"^[\s\S]*$", api_not_found),
 ]
 
 urlpatterns = [

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
 
+from taskcenter.api.serializers import StrictFloatField, StrictIntegerField
 from tasks.models import Task, TaskLog
 from tasks.runtime.errors import RetryableError
 from tasks.runtime.registry import register
@@ -23,21 +24,18 @@ CHECK_EVERY_SECONDS = 0.1
 
 
 class CanaryParams(serializers.Serializer):
-    seconds = serializers.FloatField(min_value=0, max_value=3600, default=1.0, help_text="Total CPU time to burn.")
-    steps = serializers.IntegerField(min_value=1, max_value=100000, default=10, help_text="Equal slices of work.")
-    fail_at_step = serializers.IntegerField(
-        min_value=1, required=False, allow_null=True, default=None, help_text="Step (1-based) at which to fail."
+    seconds = StrictFloatField(min_value=0, max_value=3600, default=1.0, help_text="Total CPU time to burn.")
+    steps = StrictIntegerField(min_value=1, max_value=100000, default=10, help_text="Equal slices of work.")
+    fail_at_step = StrictIntegerField(
+        min_value=1,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Step (1-based) at which to fail; none, or beyond steps: never fails.",
     )
-    fail_times = serializers.IntegerField(
+    fail_times = StrictIntegerField(
         min_value=0, max_value=100, default=0, help_text="The first N attempts fail at fail_at_step (retryable)."
     )
-
-    def validate(self, attrs):
-        if attrs.get("fail_at_step") is not None and attrs["fail_at_step"] > attrs["steps"]:
-            raise serializers.ValidationError({"fail_at_step": "Must not exceed steps."})
-        if attrs.get("fail_times") and attrs.get("fail_at_step") is None:
-            raise serializers.ValidationError({"fail_at_step": "Required when fail_times is set."})
-        return attrs
 
 
 def _burn(seconds: float, ctx) -> None:
@@ -95,8 +93,8 @@ def canary(ctx):
 
 
 class PurgeParams(serializers.Serializer):
-    days = serializers.IntegerField(min_value=1, max_value=36500, help_text="Delete finished tasks older than this.")
-    chunk_size = serializers.IntegerField(min_value=1, max_value=5000, default=500)
+    days = StrictIntegerField(min_value=1, max_value=36500, help_text="Delete finished tasks older than this.")
+    chunk_size = StrictIntegerField(min_value=1, max_value=5000, default=500)
 
 
 @register(

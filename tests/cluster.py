@@ -157,3 +157,67 @@ class Cluster:
                 pass
             process.wait()
         self.webhook.close()
+
+
+class WebServer:
+    """``gunicorn taskcenter.wsgi`` on a free loopback port, against the test database."""
+
+    def __init__(self, workdir: Path, *, extra_env: dict | None = None):
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "taskcenter.test_settings",
+            "DATABASE_URL": database_url(),
+            # Event streams of tasks that never finish here would stay open for minutes.
+            "TASKCENTER_SSE_MAX_SECONDS": "1",
+            **(extra_env or {}),
+        }
+
+    def start(self) -> WebServer:
+        import urllib.request
+
+        log = open(self.workdir / "gunicorn.log", "ab")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("gunicorn")),
+                "taskcenter.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--limit-request-line",
+                "8190",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def healthy():
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout=30, interval=0.1, message="gunicorn to answer /healthz")
+        return self
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

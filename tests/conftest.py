@@ -95,3 +95,13 @@ def cluster(qcluster_session, transactional_db):
         timeout=15,
         message="workers to let go of cancelled tasks",
     )
+
+
+@pytest.fixture
+def web_server(transactional_db, tmp_path):
+    """gunicorn, as README runs it, serving the test database on a free port."""
+    from tests.cluster import WebServer
+
+    server = WebServer(tmp_path).start()
+    yield server
+    server.stop()

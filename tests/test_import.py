@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from batches.models import AssessmentRecord
-from taskcenter.errors import InvalidInput
+from taskcenter.errors import InvalidInput, NotFound
 from tasks.actors import SYSTEM
 from tasks.runtime.worker import run_task
 from tasks.services import task_create
@@ -71,10 +71,12 @@ def test_import_task_reads_only_inside_the_import_directory(db, tmp_path, settin
     settings.TASKCENTER_IMPORT_DIR.mkdir()
     write(settings.TASKCENTER_IMPORT_DIR / "june.csv", GOOD)
     secret = write(tmp_path / "outside.csv", GOOD)
-    for path in ["../outside.csv", str(secret), "missing.csv", ""]:
+    for path in ["../outside.csv", str(secret), "", "a/../../outside.csv"]:
         with pytest.raises(InvalidInput) as refused:
             task_create(actor=SYSTEM, task_type="import_assessments", params={"path": path})
         assert "params.path" in refused.value.errors
+    with pytest.raises(NotFound, match="no file 'missing.csv'"):
+        task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "missing.csv"})
     task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "june.csv"})
     assert run_task(str(task.pk)) == "completed"
     task.refresh_from_db()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from batches.models import Batch
-from taskcenter.api.serializers import StrictSerializer
+from batches.models import Batch, batch_code_validator
+from batches.sources import CALCULATION_TYPES, MAX_HISTOGRAM_BINS, sources
+from taskcenter.api.serializers import StrictCharField, StrictSerializer, id_list_field
 from tasks.services import MAX_BULK_IDS
 from tasks.states import TaskStatus
 
@@ -50,29 +51,65 @@ class BatchSerializer(serializers.ModelSerializer):
         }
 
 
+def _source_names() -> list[str]:
+    return [source.name for source in sources()]
+
+
+def _dimension_names() -> list[str]:
+    return sorted({dim for source in sources() for dim in source.dimensions})
+
+
+class BatchFiltersSerializer(StrictSerializer):
+    schools = serializers.ListField(child=StrictCharField(max_length=64, trim_whitespace=False), required=False)
+    grades = serializers.ListField(child=StrictCharField(max_length=16, trim_whitespace=False), required=False)
+    assessed_from = serializers.DateField(required=False)
+    assessed_to = serializers.DateField(required=False, help_text="Inclusive; before assessed_from selects nothing.")
+
+
+class BatchConfigSerializer(StrictSerializer):
+    """What a batch computes; checked again against its data source by the service."""
+
+    include_dimensions = serializers.ListField(child=serializers.ChoiceField(choices=_dimension_names()), min_length=1)
+    calculation_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(CALCULATION_TYPES)), min_length=1
+    )
+    filters = BatchFiltersSerializer(required=False)
+    histogram_bins = serializers.IntegerField(min_value=2, max_value=MAX_HISTOGRAM_BINS, required=False)
+
+    def to_internal_value(self, data):
+        # The service normalises the raw config (dates as strings): keep the client's values.
+        super().to_internal_value(data)
+        return data
+
+
 class BatchCreateSerializer(StrictSerializer):
-    batch_code = serializers.CharField(
-        max_length=64, help_text="1–64 characters of A-Z a-z 0-9 _ -; unique; cannot be changed later."
+    batch_code = StrictCharField(
+        max_length=64,
+        validators=[batch_code_validator],
+        help_text="1–64 characters of A-Z a-z 0-9 _ -; unique; cannot be changed later.",
     )
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    data_source = serializers.CharField(max_length=64)
-    config = serializers.JSONField(
-        help_text="include_dimensions, calculation_types, optional filters {schools, grades, assessed_from, "
-        "assessed_to} and histogram_bins."
-    )
+    description = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+    data_source = serializers.ChoiceField(choices=_source_names())
+    config = BatchConfigSerializer()
 
 
 class BatchUpdateSerializer(StrictSerializer):
-    batch_code = serializers.CharField(max_length=64, required=False, help_text="Immutable: must equal the path's.")
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    data_source = serializers.CharField(max_length=64, required=False)
-    config = serializers.JSONField(required=False)
+    """batch_code is immutable: it is the path, never part of the body."""
+
+    description = StrictCharField(max_length=500, required=False, allow_blank=True)
+    data_source = serializers.ChoiceField(choices=_source_names(), required=False)
+    config = BatchConfigSerializer(required=False)
+
+
+class BatchReplaceSerializer(BatchUpdateSerializer):
+    """PUT: the whole editable state."""
+
+    data_source = serializers.ChoiceField(choices=_source_names())
+    config = BatchConfigSerializer()
 
 
 class BatchCodesSerializer(StrictSerializer):
-    batch_codes = serializers.ListField(
-        child=serializers.CharField(max_length=64), min_length=1, max_length=MAX_BULK_IDS
-    )
+    batch_codes = id_list_field(max_length=MAX_BULK_IDS)
 
 
 class DataSourceSerializer(serializers.Serializer):

@@ -7,10 +7,12 @@ from django.db.models import Count, OuterRef, Subquery
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import filters as drf_filters
 from rest_framework import mixins, viewsets
+from rest_framework.exceptions import ValidationError
 
 from batches.api.serializers import (
     BatchCodesSerializer,
     BatchCreateSerializer,
+    BatchReplaceSerializer,
     BatchResultSerializer,
     BatchSerializer,
     BatchUpdateSerializer,
@@ -27,6 +29,7 @@ from batches.services import (
     batch_update,
 )
 from batches.sources import CALCULATION_TYPES, sources
+from taskcenter.api.filters import StrictOrderingFilter
 from taskcenter.api.responses import ok
 from taskcenter.errors import NotFound
 from tasks.actors import Actor
@@ -75,7 +78,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     filter_backends = [
         django_filters.rest_framework.DjangoFilterBackend,
         drf_filters.SearchFilter,
-        drf_filters.OrderingFilter,
+        StrictOrderingFilter,
     ]
     search_fields = ["batch_code", "description"]
     ordering_fields = ["batch_code", "created_at", "updated_at"]
@@ -103,18 +106,15 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return self._detail(batch.batch_code, message="Batch created.", status=201)
 
     def _update(self, request, batch_code: str, *, partial: bool):
-        body = BatchUpdateSerializer(data=request.data, partial=partial)
+        batch_get(batch_code)  # an unknown batch is a 404 whatever the body says
+        body = (BatchUpdateSerializer if partial else BatchReplaceSerializer)(data=request.data)
         body.is_valid(raise_exception=True)
-        if not partial:
-            missing = [name for name in ("data_source", "config") if name not in body.validated_data]
-            if missing:
-                from rest_framework.exceptions import ValidationError
-
-                raise ValidationError({name: ["This field is required."] for name in missing})
+        if not body.validated_data:
+            raise ValidationError({"non_field_errors": ["Nothing to change: give description, data_source or config."]})
         batch_update(actor=Actor.from_request(request), batch_code=batch_code, changes=body.validated_data)
         return self._detail(batch_code, message="Batch updated.")
 
-    @extend_schema(summary="Replace a batch's description / data source / config", request=BatchUpdateSerializer)
+    @extend_schema(summary="Replace a batch's description / data source / config", request=BatchReplaceSerializer)
     def update(self, request, batch_code=None):
         return self._update(request, batch_code, partial=False)
 

@@ -52,13 +52,118 @@ def _error_envelope(code: int) -> dict:
     }
 
 
+def _error_ref(result: dict, code: int) -> dict:
+    name = f"Error{code}Envelope"
+    result.setdefault("components", {}).setdefault("schemas", {})[name] = _error_envelope(code)
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _tighten(schema: dict) -> None:
+    """Request bodies: strings carry no NUL, objects take no undeclared field (both are a 400)."""
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "string" and not ({"enum", "format", "pattern"} & set(schema)):
+        schema["pattern"] = NO_NUL
+    if schema.get("type") == "object" and "properties" in schema:
+        schema.setdefault("additionalProperties", False)
+    for key in ("properties",):
+        for child in (schema.get(key) or {}).values():
+            _tighten(child)
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            _tighten(schema[key])
+    for key in ("oneOf", "anyOf", "allOf"):
+        for child in schema.get(key) or []:
+            _tighten(child)
+
+
+def _task_create_variants() -> list[dict]:
+    """POST /api/v1/tasks: one body shape per registered task type, with its params schema."""
+    from batches.sources import sources
+    from tasks.api.views import params_json_schema
+    from tasks.runtime.registry import job_types
+
+    variants = []
+    for job in job_types():
+        if not job.user_startable:
+            continue
+        params = params_json_schema(job.params_serializer)
+        for name, prop in params["properties"].items():
+            if name == "config":
+                prop.clear()
+                prop["$ref"] = "#/components/schemas/BatchConfigRequest"
+            elif name == "data_source":
+                prop["enum"] = [source.name for source in sources()]
+        if not params.get("required"):
+            params.pop("required", None)
+        variants.append(
+            {
+                "type": "object",
+                "required": ["task_type"] + (["params"] if params.get("required") else []),
+                "additionalProperties": False,
+                "properties": {
+                    "task_type": {"type": "string", "enum": [job.name]},
+                    "params": params,
+                    "batch_code": {
+                        "type": "string",
+                        "nullable": True,
+                        "minLength": 1,
+                        "maxLength": 64,
+                        "pattern": NO_NUL,
+                    },
+                },
+            }
+        )
+    return variants
+
+
+def _batch_cancel_variants(component: dict) -> list[dict]:
+    """Exactly one selector: by ids, by task types, or all."""
+    from tasks.runtime.registry import job_types
+
+    properties = component.get("properties", {})
+    task_types = dict(properties.get("task_types", {"type": "array"}))
+    task_types["items"] = {"type": "string", "enum": [job.name for job in job_types()]}
+    selectors = {
+        "task_ids": properties.get("task_ids"),
+        "task_types": task_types,
+        "all": {"type": "boolean", "enum": [True]},
+    }
+    return [
+        {"type": "object", "required": [name], "additionalProperties": False, "properties": {name: schema}}
+        for name, schema in selectors.items()
+    ]
+
+
 def envelope_postprocessing_hook(result, generator, request, public):
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request"):
+            _tighten(component)
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, component in schemas.items():
+        if name.startswith("Patched"):
+            component["minProperties"] = 1  # an empty PATCH changes nothing: a 400
+    if "TaskCreateRequest" in schemas:
+        schemas["TaskCreateRequest"] = {"oneOf": _task_create_variants()}
+    if "BatchCancelRequest" in schemas:
+        schemas["BatchCancelRequest"] = {"oneOf": _batch_cancel_variants(schemas["BatchCancelRequest"])}
     for path, methods in result.get("paths", {}).items():
         if not path.startswith("/api/v1/"):
             continue
         for method, operation in methods.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
                 continue
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = True
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "query":
+                    continue
+                # An empty value means "not given" for every filter here.
+                parameter["allowEmptyValue"] = True
+                _tighten(parameter.get("schema", {}))
             responses = operation.setdefault("responses", {})
             for code, response in list(responses.items()):
                 content = response.get("content") or {}
@@ -71,14 +176,14 @@ def envelope_postprocessing_hook(result, generator, request, public):
                 if code.startswith("2"):
                     json_content["schema"] = _success_envelope(int(code), json_content.get("schema"))
                 else:
-                    json_content["schema"] = _error_envelope(int(code))
+                    json_content["schema"] = _error_ref(result, int(code))
             wanted = READ_ONLY_ERRORS if method == "get" else set(ERROR_STATUSES)
             for code in sorted(wanted):
                 responses.setdefault(
                     code,
                     {
                         "description": ERROR_STATUSES[code],
-                        "content": {"application/json": {"schema": _error_envelope(int(code))}},
+                        "content": {"application/json": {"schema": _error_ref(result, int(code))}},
                     },
                 )
     return result

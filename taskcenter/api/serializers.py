@@ -19,3 +19,51 @@ class StrictSerializer(serializers.Serializer):
 
 class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
     pass
+
+
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: 0 or true is refused rather than turned into "0" / "True".
+    Taken as given (no whitespace trimming), so what the schema allows is what is accepted."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def id_list_field(**kwargs) -> serializers.ListField:
+    """A list of ids as strings; an id that names nothing is a per-item "not found", not a 400."""
+    return serializers.ListField(
+        child=StrictCharField(max_length=64, trim_whitespace=False, allow_blank=True), min_length=1, **kwargs
+    )
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer only: "5", 5.0 and true are refused (the schema says integer)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number only: "1.5" and true are refused."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false only: "yes", 1 and "true" are refused."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from taskcenter.api.serializers import StrictSerializer
+from taskcenter.api.serializers import StrictCharField, StrictSerializer, id_list_field
 from tasks.models import AuditLog, Task, TaskLog, TaskStage
 from tasks.services import MAX_BULK_IDS
 from tasks.states import LogLevel, StageStatus, TaskStatus
@@ -70,7 +69,7 @@ class TaskDetailSerializer(TaskListSerializer):
     class Meta(TaskListSerializer.Meta):
         fields = [*TaskListSerializer.Meta.fields, "stage_details", "params", "result", "estimated_completion"]
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_estimated_completion(self, task):
         value = estimated_completion(task)
         return value.isoformat() if value else None
@@ -87,7 +86,7 @@ class TaskStatusSerializer(serializers.Serializer):
     estimated_completion = serializers.SerializerMethodField()
     error_message = serializers.CharField(allow_null=True)
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_estimated_completion(self, task):
         value = estimated_completion(task)
         return value.isoformat() if value else None
@@ -107,13 +106,15 @@ class TaskProgressSerializer(serializers.Serializer):
 
 
 class TaskCreateSerializer(StrictSerializer):
-    task_type = serializers.CharField(max_length=64)
-    params = serializers.JSONField(required=False, default=dict)
-    batch_code = serializers.CharField(max_length=64, required=False, allow_null=True)
+    task_type = StrictCharField(max_length=64, help_text="A registered task type (GET /api/v1/task-types).")
+    params = serializers.DictField(
+        required=False, default=dict, help_text="Validated against the task type's params_schema."
+    )
+    batch_code = StrictCharField(max_length=64, required=False, allow_null=True)
 
 
 class TaskUpdateSerializer(StrictSerializer):
-    params = serializers.JSONField()
+    params = serializers.DictField(help_text="Validated against the task type's params_schema.")
 
 
 class TaskLogSerializer(serializers.ModelSerializer):
@@ -130,16 +131,14 @@ class TaskLogSerializer(serializers.ModelSerializer):
 
 
 class TaskIdsSerializer(StrictSerializer):
-    task_ids = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1, max_length=MAX_BULK_IDS)
+    task_ids = id_list_field(max_length=MAX_BULK_IDS)
 
 
 class BatchCancelSerializer(StrictSerializer):
     """Exactly one of the three selectors (seed 002: by ids, by task types, all)."""
 
-    task_ids = serializers.ListField(
-        child=serializers.CharField(max_length=64), min_length=1, max_length=MAX_BULK_IDS, required=False
-    )
-    task_types = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1, required=False)
+    task_ids = id_list_field(max_length=MAX_BULK_IDS, required=False)
+    task_types = serializers.ListField(child=StrictCharField(max_length=64), min_length=1, required=False)
     all = serializers.BooleanField(required=False)
 
     def validate(self, attrs):

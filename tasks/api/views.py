@@ -11,14 +11,13 @@ from django.db import close_old_connections
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, renderers, serializers, viewsets
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import Throttled, ValidationError
 
 from batches.models import Batch
-from taskcenter.api.renderers import EnvelopeRenderer
 from taskcenter.api.responses import ok
-from taskcenter.errors import InvalidInput
+from taskcenter.errors import NotFound
 from tasks.actors import Actor
 from tasks.api.filters import AuditLogFilter, TaskFilter
 from tasks.api.serializers import (
@@ -56,15 +55,6 @@ UUID_REGEX = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0
 VIEW = ["tasks.view_task"]
 
 
-class EventStreamRenderer(renderers.BaseRenderer):
-    media_type = "text/event-stream"
-    format = "txt"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return json.dumps(data).encode()
-
-
 def task_queryset():
     return Task.objects.select_related("batch", "created_by")
 
@@ -97,6 +87,10 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         "batch_delete": ["tasks.delete_task"],
     }
 
+    def perform_content_negotiation(self, request, force=False):
+        # The event stream is a StreamingHttpResponse; its errors are enveloped JSON like any other.
+        return super().perform_content_negotiation(request, force=force or self.action == "events")
+
     def get_queryset(self):
         queryset = task_queryset().order_by("-created_at", "-pk")
         if self.action in ("retrieve",):
@@ -124,9 +118,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         if body.validated_data.get("batch_code"):
             batch = Batch.objects.filter(batch_code=body.validated_data["batch_code"]).first()
             if batch is None:
-                raise InvalidInput(
-                    "unknown batch_code", errors={"batch_code": [f"No batch {body.validated_data['batch_code']!r}."]}
-                )
+                raise NotFound(f"batch {body.validated_data['batch_code']} not found")
         task = task_create(
             actor=Actor.from_request(request),
             task_type=body.validated_data["task_type"],
@@ -229,7 +221,6 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @action(
         detail=True,
         methods=["get"],
-        renderer_classes=[EnvelopeRenderer, EventStreamRenderer],
         filterset_class=None,
     )
     def events(self, request, task_id=None):
@@ -379,6 +370,9 @@ def params_json_schema(serializer_class) -> dict:
         for attr, key in (("min_value", "minimum"), ("max_value", "maximum"), ("max_length", "maxLength")):
             if getattr(field, attr, None) is not None:
                 prop[key] = getattr(field, attr)
+        for validator in getattr(field, "validators", []):
+            if getattr(validator, "regex", None) is not None:
+                prop["pattern"] = validator.regex.pattern
         if field.help_text:
             prop["description"] = str(field.help_text)
         if field.default is not serializers.empty and not callable(field.default):

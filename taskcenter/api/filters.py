@@ -1,0 +1,38 @@
+"""Filter backends shared by the API views."""
+
+from __future__ import annotations
+
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
+
+
+class StrictOrderingFilter(OrderingFilter):
+    """``?ordering=`` accepts only the view's ``ordering_fields`` (± prefix); anything else is a 400."""
+
+    def get_ordering(self, request, queryset, view):
+        raw = request.query_params.get(self.ordering_param)
+        if not raw:
+            return self.get_default_ordering(view)
+        allowed = self.allowed_values(view)
+        terms = [term.strip() for term in raw.split(",")]
+        unknown = [term for term in terms if term not in allowed]
+        if unknown:
+            raise ValidationError(
+                {self.ordering_param: [f"Unknown ordering {', '.join(unknown)}; use one of {', '.join(allowed)}."]}
+            )
+        return terms
+
+    @staticmethod
+    def allowed_values(view) -> list[str]:
+        return [prefix + field for field in view.ordering_fields for prefix in ("", "-")]
+
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": "Sort by one of the listed fields; a leading '-' reverses.",
+                "schema": {"type": "string", "enum": self.allowed_values(view)},
+            }
+        ]
