@@ -174,8 +174,6 @@ class WebServer:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "taskcenter.test_settings",
             "DATABASE_URL": database_url(),
-            # Event streams of tasks that never finish here would stay open for minutes.
-            "TASKCENTER_SSE_MAX_SECONDS": "1",
             **(extra_env or {}),
         }
 

@@ -213,7 +213,8 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         summary="Server-Sent Events of a task until it finishes",
         description=(
             "Events: `status` ({status, progress, stage_details}) on every change, `log` for each new log line, "
-            "`end` at a final state; a `: keep-alive` comment every 15 s. At most TASKCENTER_SSE_MAX_STREAMS "
+            "`end` at a final state; a `: keep-alive` comment every 15 s; `reconnect` when the stream's time limit "
+            "ends it. At most TASKCENTER_SSE_MAX_STREAMS "
             "streams per web process (more → 429); a stream ends after TASKCENTER_SSE_MAX_SECONDS (reconnect)."
         ),
         responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="An event stream.")},
@@ -314,6 +315,7 @@ def _event_stream(task_id):
                 yield ": keep-alive\n\n"
                 last_sent = time.monotonic()
             time.sleep(POLL_SECONDS)
+        yield _event("reconnect", {"reason": "stream time limit reached"})
     finally:
         _STREAMS.release()
         close_old_connections()

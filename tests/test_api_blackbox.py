@@ -1,0 +1,155 @@
+"""Black-box: real HTTP to gunicorn, a real qcluster, the seeds' flows and every error code."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from batches.assessments import generate
+from tests.cluster import WebServer, wait_for
+
+pytestmark = pytest.mark.worker
+
+
+class Http:
+    def __init__(self, base: str, token: str | None = None):
+        self.base, self.token = base, token
+
+    def __call__(self, method: str, path: str, body=None, *, raw: bytes | None = None, content_type="application/json"):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        request = urllib.request.Request(self.base + path, data=data, method=method.upper())
+        if data is not None:
+            request.add_header("Content-Type", content_type)
+        if self.token:
+            request.add_header("Authorization", f"Token {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, payload, headers = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as error:
+            status, payload, headers = error.code, error.read(), error.headers
+        self.last_headers = headers
+        body = json.loads(payload) if headers.get("Content-Type", "").startswith("application/json") else payload
+        if isinstance(body, dict) and "code" in body:
+            assert body["code"] == status and body["success"] is (status < 400)
+            if status >= 400:
+                assert body["data"] is None
+        return status, body
+
+
+@pytest.fixture
+def http(cluster, web_server, manager):
+    generate(300, seed=3)
+    return Http(web_server.url, Token.objects.create(user=manager).key)
+
+
+def test_seed_000_batch_lifecycle_through_the_running_service(http):
+    seed = {
+        "batch_code": "BATCH_2025_001",
+        "description": "2025年第一批统计任务",
+        "data_source": "student_assessments",
+        "config": {
+            "include_dimensions": ["academic", "non_academic"],
+            "calculation_types": ["descriptive", "correlation"],
+        },
+    }
+    assert http("post", "/api/v1/statistics/batches", seed)[0] == 201
+    assert http("get", "/api/v1/statistics/batches?search=" + urllib.parse.quote("第一批"))[1]["data"]["total"] == 1
+    status, started = http("post", "/api/v1/statistics/tasks/BATCH_2025_001/start")
+    assert status == 202
+    task_id = started["data"]["task_id"]
+    wait_for(
+        lambda: http("get", f"/api/v1/statistics/tasks/{task_id}/status")[1]["data"]["status"] == "completed",
+        timeout=60,
+        message="the statistics task to complete",
+    )
+    progress = http("get", f"/api/v1/statistics/tasks/{task_id}/progress")[1]["data"]
+    assert progress["overall_progress"] == 100.0
+    assert [(s["stage"], s["status"], s["progress"]) for s in progress["stage_details"]] == [
+        ("data_loading", "completed", 100.0),
+        ("statistical_calculation", "completed", 100.0),
+        ("result_aggregation", "completed", 100.0),
+    ]
+    results = http("get", "/api/v1/statistics/batches/BATCH_2025_001/results")[1]["data"]
+    assert results["task_id"] == task_id and results["result"]["records"] == 3000
+    assert len(results["result"]["correlation"]["matrix"]) == 10
+    assert http("put", "/api/v1/statistics/batches/BATCH_2025_001", {**seed, "description": "x"})[0] == 400
+    edited = {"description": "改", "data_source": "student_assessments", "config": seed["config"]}
+    assert http("put", "/api/v1/statistics/batches/BATCH_2025_001", edited)[1]["data"]["description"] == "改"
+    detail = http("get", "/api/v1/statistics/batches/BATCH_2025_001")[1]["data"]
+    assert detail["task_count"] == 1 and detail["latest_task"]["status"] == "completed"
+    assert http("delete", "/api/v1/statistics/batches/BATCH_2025_001")[0] == 200
+    assert http("get", f"/api/v1/tasks/{task_id}")[0] == 404
+
+
+def test_seeds_001_to_004_steering_running_tasks(http):
+    status, created = http("post", "/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 20, "steps": 200}})
+    assert status == 201
+    task_id = created["data"]["task_id"]
+    wait_for(lambda: http("get", f"/api/v1/tasks/{task_id}")[1]["data"]["progress"] > 5, message="progress")
+    assert http("post", f"/api/v1/tasks/{task_id}/pause")[1]["data"]["status"] == "paused"
+    assert http("post", f"/api/v1/tasks/{task_id}/pause")[0] == 409
+    assert http("post", f"/api/v1/tasks/{task_id}/resume")[1]["data"]["status"] == "pending"
+    wait_for(lambda: http("get", f"/api/v1/tasks/{task_id}")[1]["data"]["status"] == "processing", message="resumed")
+    page = http("get", "/api/v1/tasks?status=processing&task_type=canary&page=1&page_size=10")[1]["data"]
+    assert [t["task_id"] for t in page["results"]] == [task_id]
+    assert http("post", "/api/v1/tasks/batch-cancel", {"task_types": ["canary"]})[1]["data"]["success_count"] == 1
+    detail = http("get", f"/api/v1/tasks/{task_id}")[1]["data"]
+    assert detail["status"] == "cancelled" and detail["result"] is None
+    refused = http("post", f"/api/v1/tasks/{task_id}/cancel")
+    assert refused[0] == 409
+    logs = http("get", f"/api/v1/tasks/{task_id}/logs?level=info")[1]["data"]["results"]
+    assert any("execution stopped" in entry["message"] for entry in logs)
+    assert http("post", f"/api/v1/tasks/{task_id}/retry")[1]["data"]["attempt"] == 2
+    wait_for(lambda: http("get", f"/api/v1/tasks/{task_id}")[1]["data"]["status"] == "processing", message="retry")
+    assert http("post", "/api/v1/tasks/batch-cancel", {"all": True})[1]["data"]["success_count"] == 1
+    wait_for(lambda: http("get", f"/api/v1/tasks/{task_id}")[1]["data"]["status"] == "cancelled", message="cancel")
+    deleted = http("post", "/api/v1/tasks/batch-delete", {"task_ids": [task_id, "missing"]})[1]["data"]
+    assert (deleted["success_count"], deleted["failed_count"]) == (0, 2) or deleted["results"][task_id]["success"]
+    stats = http("get", "/api/v1/tasks/statistics")[1]["data"]
+    assert stats["clusters"], "the running qcluster reports itself"
+
+
+def test_event_stream_follows_a_task_to_its_end(http):
+    task_id = http("post", "/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 1, "steps": 5}})[1]["data"][
+        "task_id"
+    ]
+    request = urllib.request.Request(
+        f"{http.base}/api/v1/tasks/{task_id}/events", headers={"Authorization": f"Token {http.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        text = response.read().decode()
+    events = [block.split("\n")[0].removeprefix("event: ") for block in text.strip().split("\n\n")]
+    assert events[0] == "status" and events[-1] == "end"
+    assert '"status": "completed"' in text.split("event: end")[1]
+
+
+def test_error_codes_over_http(http, web_server):
+    anonymous = Http(web_server.url)
+    assert anonymous("get", "/api/v1/tasks")[0] == 401
+    assert http("get", "/api/v1/no/such/thing")[0] == 404
+    assert http("delete", "/api/v1/task-types")[0] == 405
+    assert http("post", "/api/v1/tasks", raw=b"task_type=canary", content_type="text/plain")[0] == 415
+    assert http("post", "/api/v1/tasks", raw=b"{", content_type="application/json")[0] == 400
+    big = json.dumps({"task_type": "canary", "params": {"pad": "x" * 2_000_000}}).encode()
+    assert http("post", "/api/v1/tasks", raw=big)[0] == 413
+
+
+def test_throttling_answers_429_with_retry_after(transactional_db, tmp_path, manager):
+    server = WebServer(tmp_path, extra_env={"THROTTLE_USER": "3/min"}).start()
+    try:
+        http = Http(server.url, Token.objects.create(user=manager).key)
+        codes = []
+        for _ in range(12):
+            codes.append(http("get", "/api/v1/task-types")[0])
+            if codes[-1] == 429:
+                assert int(http.last_headers["Retry-After"]) > 0
+                break
+        assert codes[:3] == [200, 200, 200] and codes[-1] == 429
+    finally:
+        server.stop()

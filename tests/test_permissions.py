@@ -1,0 +1,108 @@
+"""Every endpoint × {anonymous, no permission, viewer, operator, manager}: exactly the role's rights."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from batches.services import batch_create
+from tasks.actors import SYSTEM
+from tasks.models import Task
+from tasks.roles import ROLES
+from tasks.services import task_create
+from tests.api_helpers import client_for
+
+CONFIG = {"include_dimensions": ["academic"], "calculation_types": ["descriptive"]}
+T = "{task}"
+
+#: (method, url, body, the permissions the endpoint needs)
+ENDPOINTS = [
+    ("get", "/api/v1/statistics/batches", None, ["batches.view_batch"]),
+    (
+        "post",
+        "/api/v1/statistics/batches",
+        {"batch_code": "NEW", "data_source": "student_assessments", "config": CONFIG},
+        ["batches.add_batch"],
+    ),
+    ("get", "/api/v1/statistics/batches/B1", None, ["batches.view_batch"]),
+    ("patch", "/api/v1/statistics/batches/B1", {"description": "x"}, ["batches.change_batch"]),
+    (
+        "put",
+        "/api/v1/statistics/batches/B1",
+        {"data_source": "student_assessments", "config": CONFIG},
+        ["batches.change_batch"],
+    ),
+    ("delete", "/api/v1/statistics/batches/B1", None, ["batches.delete_batch"]),
+    ("get", "/api/v1/statistics/batches/B1/results", None, ["batches.view_batch"]),
+    ("post", "/api/v1/statistics/tasks/B1/start", None, ["tasks.start_task"]),
+    ("post", "/api/v1/statistics/tasks/B1/cancel", None, ["tasks.cancel_task"]),
+    ("get", f"/api/v1/statistics/tasks/{T}/status", None, ["tasks.view_task"]),
+    ("get", f"/api/v1/statistics/tasks/{T}/progress", None, ["tasks.view_task"]),
+    ("post", "/api/v1/statistics/tasks/batch-start", {"batch_codes": ["B1"]}, ["tasks.start_task"]),
+    ("post", "/api/v1/statistics/tasks/batch-cancel", {"task_ids": [T]}, ["tasks.cancel_task"]),
+    ("post", "/api/v1/statistics/tasks/batch-delete", {"task_ids": [T]}, ["tasks.delete_task"]),
+    ("get", "/api/v1/tasks", None, ["tasks.view_task"]),
+    ("post", "/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 0}}, ["tasks.add_task"]),
+    ("get", f"/api/v1/tasks/{T}", None, ["tasks.view_task"]),
+    ("patch", f"/api/v1/tasks/{T}", {"params": {"steps": 2}}, ["tasks.change_task"]),
+    ("delete", f"/api/v1/tasks/{T}", None, ["tasks.delete_task"]),
+    ("post", f"/api/v1/tasks/{T}/cancel", None, ["tasks.cancel_task"]),
+    ("post", f"/api/v1/tasks/{T}/pause", None, ["tasks.pause_task"]),
+    ("post", f"/api/v1/tasks/{T}/resume", None, ["tasks.pause_task"]),
+    ("post", f"/api/v1/tasks/{T}/retry", None, ["tasks.retry_task"]),
+    ("get", f"/api/v1/tasks/{T}/logs", None, ["tasks.view_task"]),
+    ("post", "/api/v1/tasks/batch-cancel", {"task_ids": [T]}, ["tasks.cancel_task"]),
+    ("post", "/api/v1/tasks/batch-delete", {"task_ids": [T]}, ["tasks.delete_task"]),
+    ("get", "/api/v1/tasks/statistics", None, ["tasks.view_task"]),
+    ("get", "/api/v1/task-types", None, ["tasks.view_task"]),
+    ("get", "/api/v1/data-sources", None, ["batches.view_batch"]),
+    ("get", "/api/v1/audit-logs", None, ["tasks.view_auditlog"]),
+]
+ROLE_NAMES = ["anonymous", "nobody", "viewer", "operator", "manager"]
+
+
+def _fill(value, task_id):
+    if isinstance(value, str):
+        return value.replace(T, task_id)
+    if isinstance(value, list):
+        return [_fill(v, task_id) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, task_id) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+@pytest.mark.parametrize(("method", "url", "body", "needs"), ENDPOINTS, ids=[f"{m} {u}" for m, u, _, _ in ENDPOINTS])
+def test_permission_matrix(request, role, method, url, body, needs):
+    request.getfixturevalue("roles")
+    user = None if role == "anonymous" else request.getfixturevalue(role)
+    batch_create(actor=SYSTEM, batch_code="B1", data_source="student_assessments", config=CONFIG)
+    task = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
+    before = list(Task.objects.values_list("pk", "status"))
+    response = getattr(client_for(user), method)(_fill(url, str(task.pk)), _fill(body, str(task.pk)), format="json")
+    granted = set(ROLES.get(role, [])) if user is not None else set()
+    if user is None:
+        expected = {401}
+    elif not set(needs) <= granted:
+        expected = {403}
+    else:
+        expected = None
+    if expected is not None:
+        assert response.status_code in expected, (response.status_code, response.content[:300])
+        assert response.json()["success"] is False
+        assert list(Task.objects.values_list("pk", "status")) == before, "a refused request changes nothing"
+    else:
+        assert response.status_code not in (401, 403), (response.status_code, response.content[:300])
+
+
+def test_services_check_permissions_whatever_the_door(viewer):
+    from taskcenter.errors import PermissionDenied
+    from tasks.actors import Actor
+    from tasks.services import task_cancel
+
+    task = task_create(actor=SYSTEM, task_type="canary", params={})
+    with pytest.raises(PermissionDenied):
+        task_cancel(actor=Actor(user=viewer), task_id=task.pk)
+    assert Task.objects.get(pk=task.pk).status == "pending"
+    assert uuid.UUID(str(task.pk))
