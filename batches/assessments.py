@@ -39,8 +39,8 @@ class Chunk:
     students: np.ndarray  # object: student ids (only while the chunk is processed)
     indicators: np.ndarray  # int16: index into the selected indicators
     scores: np.ndarray  # float64: NaN when no score was recorded
-    schools: list[str]
-    grades: list[str]
+    schools: np.ndarray | None  # object: only when group comparison needs them
+    grades: np.ndarray | None
 
     @property
     def last_student(self) -> str:
@@ -80,16 +80,25 @@ def count_records(config: dict) -> int:
         return int(cursor.fetchone()[0])
 
 
-def iter_chunks(config: dict, *, after_student: str | None = None, chunk_rows: int = 50_000) -> Iterator[Chunk]:
-    """Yield the selected records in student order, in chunks of whole students."""
+def iter_chunks(
+    config: dict, *, after_student: str | None = None, chunk_rows: int = 50_000, with_groups: bool = True
+) -> Iterator[Chunk]:
+    """Yield the selected records in student order, in chunks of whole students.
+
+    The database maps indicator names to their column numbers (a CASE expression), so each row
+    arrives as numbers but for the student id; school and grade are read only ``with_groups``.
+    """
     indicators = SOURCE.indicators(config["include_dimensions"])
-    index_of = {name: i for i, name in enumerate(indicators)}
     where, params = _where(config, after_student)
     table = AssessmentRecord._meta.db_table
-    sql = f"SELECT student_id, indicator, score, school, grade FROM {table} WHERE {where} ORDER BY student_id"
+    case = " ".join(f"WHEN %s THEN {i}" for i in range(len(indicators)))
+    columns = f"student_id, CASE indicator {case} ELSE -1 END, score"
+    if with_groups:
+        columns += ", school, grade"
+    sql = f"SELECT {columns} FROM {table} WHERE {where} ORDER BY student_id"
     carry: list[tuple] = []
     with connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*indicators, *params])
         while True:
             rows = cursor.fetchmany(chunk_rows)
             if not rows:
@@ -103,20 +112,26 @@ def iter_chunks(config: dict, *, after_student: str | None = None, chunk_rows: i
                 carry = rows
                 continue
             carry = rows[cut:]
-            yield _to_arrays(rows[:cut], index_of)
+            yield _to_arrays(rows[:cut], with_groups)
         if carry:
-            yield _to_arrays(carry, index_of)
+            yield _to_arrays(carry, with_groups)
 
 
-def _to_arrays(rows: list[tuple], index_of: dict[str, int]) -> Chunk:
-    students, indicators, scores, schools, grades = zip(*rows, strict=True)
+RECORD = np.dtype([("student", object), ("indicator", np.int16), ("score", np.float64)])
+RECORD_WITH_GROUPS = np.dtype(
+    [("student", object), ("indicator", np.int16), ("score", np.float64), ("school", object), ("grade", object)]
+)
+
+
+def _to_arrays(rows: list[tuple], with_groups: bool) -> Chunk:
+    # One C-level conversion of the row tuples; NULL scores become NaN.
+    table = np.array(rows, dtype=RECORD_WITH_GROUPS if with_groups else RECORD)
     return Chunk(
-        students=np.array(students, dtype=object),
-        # An indicator the source does not know for these dimensions maps to -1 and is dropped.
-        indicators=np.fromiter((index_of.get(name, -1) for name in indicators), dtype=np.int16, count=len(rows)),
-        scores=np.array(scores, dtype=np.float64),
-        schools=list(schools),
-        grades=list(grades),
+        students=table["student"],
+        indicators=table["indicator"],
+        scores=table["score"],
+        schools=table["school"] if with_groups else None,
+        grades=table["grade"] if with_groups else None,
     )
 
 

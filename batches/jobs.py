@@ -85,19 +85,19 @@ def _load(ctx, config: dict, store: LoadStore) -> dict:
     school_index = {name: i for i, name in enumerate(schools)}
     grade_index = {name: i for i, name in enumerate(grades)}
     ctx.progress(rows_read, total)
-    for chunk in assessments.iter_chunks(config, after_student=after, chunk_rows=settings.TASKCENTER_STATS_CHUNK_ROWS):
+    with_groups = "group_comparison" in config["calculation_types"]
+    chunks_iter = assessments.iter_chunks(
+        config, after_student=after, chunk_rows=settings.TASKCENTER_STATS_CHUNK_ROWS, with_groups=with_groups
+    )
+    for chunk in chunks_iter:
         # Row number of each record's student: students arrive in order, whole per chunk.
         new_student = np.empty(len(chunk), dtype=bool)
         new_student[0] = True
         new_student[1:] = chunk.students[1:] != chunk.students[:-1]
         rows = (n_students - 1 + np.cumsum(new_student)).astype(np.int32)
         n_students = int(rows[-1]) + 1
-        school_codes = np.fromiter(
-            (school_index.setdefault(s, len(school_index)) for s in chunk.schools), np.int32, len(chunk)
-        )
-        grade_codes = np.fromiter(
-            (grade_index.setdefault(g, len(grade_index)) for g in chunk.grades), np.int32, len(chunk)
-        )
+        school_codes = _codes(chunk.schools, school_index, len(chunk))
+        grade_codes = _codes(chunk.grades, grade_index, len(chunk))
         arrays = {
             "rows": rows,
             "indicators": chunk.indicators,
@@ -122,6 +122,15 @@ def _load(ctx, config: dict, store: LoadStore) -> dict:
         )
         ctx.progress(rows_read, max(total, rows_read))
     return _assemble(chunks, n_students, list(school_index), list(grade_index), rows_read)
+
+
+def _codes(values, index: dict[str, int], n: int) -> np.ndarray:
+    """Small integer codes for group labels (schools, grades); -1 when groups are not loaded."""
+    if values is None:
+        return np.full(n, -1, dtype=np.int32)
+    labels, inverse = np.unique(values.astype(str), return_inverse=True)
+    mapping = np.array([index.setdefault(label, len(index)) for label in labels], dtype=np.int32)
+    return mapping[inverse]
 
 
 def _assemble(chunks, n_students: int, schools: list[str], grades: list[str], rows_read: int) -> dict:
