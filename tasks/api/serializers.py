@@ -34,6 +34,14 @@ class StageSerializer(serializers.ModelSerializer):
         fields = ["stage", "status", "progress"]
 
 
+def iso(value) -> str | None:
+    """A datetime as DRF renders it (ISO 8601 in the current time zone, 'Z' for UTC)."""
+    if value is None:
+        return None
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 class TaskListSerializer(serializers.ModelSerializer):
     task_id = serializers.UUIDField(source="id")
     batch_code = serializers.CharField(source="batch.batch_code", allow_null=True, default=None)
@@ -59,6 +67,27 @@ class TaskListSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
 
+    def to_representation(self, task):
+        # Hand-built: the task list is the hottest endpoint, and DRF's per-field machinery costs
+        # more than the query. The declared fields above still describe it in the schema.
+        return {
+            "task_id": str(task.id),
+            "task_type": task.task_type,
+            "batch_code": task.batch.batch_code if task.batch_id else None,
+            "status": task.status,
+            "progress": task.progress,
+            "error_message": task.error_message,
+            "error_category": task.error_category,
+            "attempt": task.attempt,
+            "max_attempts": task.max_attempts,
+            "trigger": task.trigger,
+            "created_by": task.created_by.username if task.created_by_id else None,
+            "created_at": iso(task.created_at),
+            "started_at": iso(task.started_at),
+            "completed_at": iso(task.completed_at),
+            "updated_at": iso(task.updated_at),
+        }
+
 
 class TaskDetailSerializer(TaskListSerializer):
     stage_details = StageSerializer(source="stages", many=True)
@@ -71,8 +100,17 @@ class TaskDetailSerializer(TaskListSerializer):
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_estimated_completion(self, task):
-        value = estimated_completion(task)
-        return value.isoformat() if value else None
+        return iso(estimated_completion(task))
+
+    def to_representation(self, task):
+        data = super().to_representation(task)
+        data["stage_details"] = [
+            {"stage": stage.name, "status": stage.status, "progress": stage.progress} for stage in task.stages.all()
+        ]
+        data["params"] = task.params
+        data["result"] = task.result
+        data["estimated_completion"] = iso(estimated_completion(task))
+        return data
 
 
 class TaskStatusSerializer(serializers.Serializer):

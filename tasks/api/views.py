@@ -55,6 +55,25 @@ UUID_REGEX = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0
 VIEW = ["tasks.view_task"]
 
 
+LIST_COLUMNS = [
+    "id",
+    "task_type",
+    "batch__batch_code",
+    "status",
+    "progress",
+    "error_message",
+    "error_category",
+    "attempt",
+    "max_attempts",
+    "trigger",
+    "created_by__username",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "updated_at",
+]
+
+
 def task_queryset():
     return Task.objects.select_related("batch", "created_by")
 
@@ -93,8 +112,11 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def get_queryset(self):
         queryset = task_queryset().order_by("-created_at", "-pk")
-        if self.action in ("retrieve",):
+        if self.action == "retrieve":
             queryset = queryset.prefetch_related("stages")
+        else:
+            # Only the list's columns: no params/result JSON to decode, no full user rows.
+            queryset = queryset.only(*LIST_COLUMNS)
         return queryset
 
     def get_serializer_class(self):
