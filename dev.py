@@ -93,6 +93,8 @@ def run() -> int:
                 env.get("WEB_THREADS", "8"),
                 "--access-logfile",
                 "-",
+                "--graceful-timeout",
+                "5",
             ],
             cwd=ROOT,
             env=env,

@@ -209,7 +209,11 @@ class WebServer:
             except OSError:
                 return False
 
-        wait_for(healthy, timeout=30, interval=0.1, message="gunicorn to answer /healthz")
+        try:
+            wait_for(healthy, timeout=30, interval=0.1, message="gunicorn to answer /healthz")
+        except AssertionError:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

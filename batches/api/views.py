@@ -33,7 +33,13 @@ from taskcenter.api.filters import StrictOrderingFilter
 from taskcenter.api.responses import ok
 from taskcenter.errors import NotFound
 from tasks.actors import Actor
-from tasks.api.serializers import BulkResultSerializer, TaskIdsSerializer, TaskProgressSerializer, TaskStatusSerializer
+from tasks.api.serializers import (
+    BulkResultSerializer,
+    TaskIdsSerializer,
+    TaskProgressSerializer,
+    TaskStatusSerializer,
+    iso,
+)
 from tasks.api.views import _bulk_message
 from tasks.models import Task
 from tasks.services import bulk_apply, parse_task_id, tasks_cancel_many, tasks_delete_many
@@ -138,7 +144,12 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if task is None:
             raise NotFound(f"batch {batch_code} has no completed statistics task")
         return ok(
-            {"batch_code": batch_code, "task_id": task.pk, "completed_at": task.completed_at, "result": task.result}
+            {
+                "batch_code": batch_code,
+                "task_id": str(task.pk),
+                "completed_at": iso(task.completed_at),
+                "result": task.result,
+            }
         )
 
 
