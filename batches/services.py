@@ -104,6 +104,8 @@ def batch_delete(*, actor: Actor, batch_code: str) -> None:
         batch = _locked(batch_code)
         if active_task(batch) is not None:
             raise Conflict(f"batch {batch_code} has an active task; cancel it before deleting")
+        if batch.tasks.filter(execution_id__isnull=False).exists():
+            raise Conflict(f"a worker of batch {batch_code} is still stopping; try again in a moment")
         task_count = batch.tasks.count()
         batch.delete()
         audit(

@@ -259,25 +259,33 @@ def task_retry(*, actor: Actor, task_id) -> str:
 
 
 def task_delete(*, actor: Actor, task_id) -> str:
-    """Delete a finished task with its stages and logs; :class:`Conflict` while it is active."""
+    """Delete a finished task with its stages and logs.
+
+    :class:`Conflict` while it is active, or while the worker of a just-cancelled execution is
+    still letting go of it (it may still write its last log lines).
+    """
     actor.require("tasks.delete_task")
     task = _get(task_id)
     with transaction.atomic():
-        deleted, _ = Task.objects.filter(pk=task.pk).exclude(status__in=ACTIVE_STATUSES).delete()
-        if not deleted:
-            current = Task.objects.filter(pk=task.pk).values_list("status", flat=True).first()
-            if current is None:
-                raise NotFound(f"task {task.pk} not found")
-            raise Conflict(f"task {task.pk} is {current}; cancel it before deleting it")
+        # Row lock (PostgreSQL) / write lock (SQLite): nobody re-queues it between check and delete.
+        row = Task.objects.select_for_update().filter(pk=task.pk).values_list("status", "execution_id").first()
+        if row is None:
+            raise NotFound(f"task {task.pk} not found")
+        status, execution_id = row
+        if status in ACTIVE_STATUSES:
+            raise Conflict(f"task {task.pk} is {status}; cancel it before deleting it")
+        if execution_id is not None:
+            raise Conflict(f"task {task.pk} is {status} but its worker is still stopping; try again in a moment")
+        Task.objects.filter(pk=task.pk).delete()
         audit(
             actor=actor,
             action="task.delete",
             target_type="task",
             target_id=task.pk,
-            from_status=task.status,
+            from_status=status,
             details={"task_type": task.task_type, "batch_code": task.batch.batch_code if task.batch else None},
         )
-    return task.status
+    return status
 
 
 # --- bulk -------------------------------------------------------------------------------------

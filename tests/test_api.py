@@ -315,3 +315,13 @@ def test_list_endpoints_run_a_fixed_number_of_queries_whatever_the_page_size(man
             assert len(body["data"]["results"]) == page_size
             counts.append(len(captured))
         assert len(set(counts)) == 1, (base, counts)
+
+
+def test_a_cancelled_task_whose_worker_is_still_stopping_cannot_be_deleted_yet(api):
+    task = task_create(actor=SYSTEM, task_type="canary", params={})
+    Task.objects.filter(pk=task.pk).update(status="cancelled", execution_id=uuid.uuid4())
+    body = envelope_of(api.delete(f"/api/v1/tasks/{task.pk}"), 409)
+    assert "still stopping" in body["message"]
+    Task.objects.filter(pk=task.pk).update(execution_id=None)
+    envelope_of(api.delete(f"/api/v1/tasks/{task.pk}"), 200)
+    assert not Task.objects.filter(pk=task.pk).exists()
