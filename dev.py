@@ -77,7 +77,7 @@ def run() -> int:
     manage("createcachetable", env=env)
     manage("collectstatic", "--noinput", "-v", "0", env=env)
     manage("bootstrap", env=env)
-    web_workers = env.get("WEB_WORKERS", "2")
+    web_workers = env.get("WEB_WORKERS", "4")
     children = [
         subprocess.Popen(
             [

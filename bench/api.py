@@ -2,7 +2,8 @@
 """API latency with 100,000 tasks, against the floor of a bare ORM query + json.dumps.
 
 Fills a fresh SQLite database with ``--tasks`` tasks (each with its stages and two log lines),
-serves it with gunicorn as ``dev.py run`` does, and sends ``--requests`` requests of each kind —
+serves it with gunicorn as ``dev.py run`` does
+(4 processes × 8 threads), and sends ``--requests`` requests of each kind —
 the task list (page_size=50, unfiltered and filtered by status), task detail, task progress — from
 4 concurrent keep-alive clients on loopback. The same list rows fetched by a bare Django ORM query
 and ``json.dumps`` are timed in-process as the floor. The last line is one JSON object.
@@ -161,7 +162,7 @@ def main() -> None:
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "2",
+            "4",
             "--worker-class",
             "gthread",
             "--threads",

@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
-from taskcenter.errors import IllegalTransition, NotFound
+from taskcenter.errors import IllegalTransition, InvalidInput, NotFound
 from tasks.models import Task, TaskLog
 from tasks.runtime.context import TaskContext
 from tasks.runtime.errors import Cancelled, ClaimLost, JobError, Paused, TimedOut
@@ -54,7 +54,7 @@ def run_task(task_id: str) -> str:
     job_task = Task.objects.get(pk=task_id)
     try:
         job = get_job_type(job_task.task_type)
-    except Exception:
+    except InvalidInput:  # a type that was unregistered since the task was created
         job = None
     if job is None:
         _fail(job_task.pk, execution_id, None, ErrorCategory.CONFIG, f"unknown task type {job_task.task_type!r}", "")
@@ -245,7 +245,7 @@ def fail_task(
         if job is None:
             try:
                 job = get_job_type(task.task_type)
-            except Exception:
+            except InvalidInput:
                 job = None
         if job is not None and category in RETRYABLE_CATEGORIES and task.attempt < task.max_attempts:
             delay = retry_delay(job, task.attempt)
