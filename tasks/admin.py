@@ -1,30 +1,233 @@
-from django.contrib import admin
+"""The operators' admin for tasks and the audit log. Every action goes through tasks.services."""
 
-from tasks.models import AuditLog, Task
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from tasks.admin_helpers import progress_bar, run_bulk_action, status_badge
+from tasks.models import AuditLog, Task, TaskLog
+from tasks.services import task_cancel, task_delete, task_pause, task_resume, task_retry
+from tasks.states import LogLevel
+
+LOG_COLOURS = {LogLevel.DEBUG: "#6c757d", LogLevel.INFO: "#212529", LogLevel.WARN: "#b35c00", LogLevel.ERROR: "#dc3545"}
+LOGS_SHOWN = 200
+
+
+def pretty_json(value):
+    if value in (None, {}, []):
+        return "—"
+    return format_html(
+        "<pre style='white-space:pre-wrap;margin:0'>{}</pre>", json.dumps(value, ensure_ascii=False, indent=2)
+    )
 
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ("id", "task_type", "batch", "status", "progress", "attempt", "created_at")
-    list_filter = ("status", "task_type", "trigger")
+    list_display = (
+        "short_id",
+        "status_badge",
+        "progress_bar",
+        "task_type",
+        "batch",
+        "attempts",
+        "trigger",
+        "started_at",
+        "duration",
+        "short_error",
+    )
+    list_filter = ("status", "task_type", "trigger", "created_at")
+    search_fields = ("id", "batch__batch_code", "error_message")
     list_select_related = ("batch",)
-    readonly_fields = [f.name for f in Task._meta.fields]
+    list_per_page = 50
+    date_hierarchy = "created_at"
+    actions = ["cancel_tasks", "pause_tasks", "resume_tasks", "retry_tasks", "delete_tasks"]
+    fields = (
+        "id",
+        "task_type",
+        "batch",
+        "status_badge",
+        "progress_bar",
+        "stage_progress",
+        "estimated",
+        "attempts",
+        "trigger",
+        "error_category",
+        "error_message",
+        "params_pretty",
+        "result_pretty",
+        "worker",
+        "created_by",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "updated_at",
+        "recent_logs",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("batch", "created_by")
+
+    # --- columns ------------------------------------------------------------------------------
+
+    @admin.display(description=_("task id"), ordering="id")
+    def short_id(self, task):
+        return str(task.pk)[:8]
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, task):
+        return status_badge(task.status)
+
+    @admin.display(description=_("progress"), ordering="progress")
+    def progress_bar(self, task):
+        return progress_bar(task.progress, task_id=task.pk)
+
+    @admin.display(description=_("attempt"))
+    def attempts(self, task):
+        return f"{task.attempt}/{task.max_attempts}"
+
+    @admin.display(description=_("duration"))
+    def duration(self, task):
+        if not task.started_at:
+            return "—"
+        end = task.completed_at or task.updated_at
+        seconds = max(0.0, (end - task.started_at).total_seconds())
+        return f"{seconds:.1f} s"
+
+    @admin.display(description=_("error"))
+    def short_error(self, task):
+        return (task.error_message[:80] + "…") if len(task.error_message) > 80 else (task.error_message or "")
+
+    # --- detail -------------------------------------------------------------------------------
+
+    @admin.display(description=_("stages"))
+    def stage_progress(self, task):
+        rows = [(stage.name, status_badge(stage.status), progress_bar(stage.progress)) for stage in task.stages.all()]
+        return format_html_join("", "<div style='margin:2px 0'><b>{}</b> {} {}</div>", rows) or "—"
+
+    @admin.display(description=_("estimated completion"))
+    def estimated(self, task):
+        from tasks.api.serializers import estimated_completion
+
+        value = estimated_completion(task)
+        return value or "—"
+
+    @admin.display(description=_("parameters"))
+    def params_pretty(self, task):
+        return pretty_json(task.params)
+
+    @admin.display(description=_("result"))
+    def result_pretty(self, task):
+        return pretty_json(task.result)
+
+    @admin.display(description=_("logs"))
+    def recent_logs(self, task):
+        logs = list(TaskLog.objects.filter(task=task).order_by("-id")[:LOGS_SHOWN])[::-1]
+        rows = [
+            (
+                LOG_COLOURS[LogLevel(log.level)],
+                log.timestamp.strftime("%H:%M:%S"),
+                LogLevel(log.level).label,
+                log.message,
+            )
+            for log in logs
+        ]
+        return format_html_join("", "<div style='color:{};font-family:monospace'>{} [{}] {}</div>", rows) or "—"
+
+    # --- permissions --------------------------------------------------------------------------
 
     def has_add_permission(self, request):
-        return False
+        return False  # tasks are started from batches or the API, never typed in
 
     def has_change_permission(self, request, obj=None):
-        return False
+        return False  # read-only detail: state changes go through the actions
 
     def has_delete_permission(self, request, obj=None):
-        # Deleting goes through tasks.services (refuses active tasks); the admin actions arrive later.
-        return False
+        return request.user.has_perm("tasks.delete_task")
+
+    def has_cancel_permission(self, request):
+        return request.user.has_perm("tasks.cancel_task")
+
+    def has_pause_permission(self, request):
+        return request.user.has_perm("tasks.pause_task")
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("tasks.retry_task")
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # it would bypass the services: see delete_tasks
+        return actions
+
+    # --- actions ------------------------------------------------------------------------------
+
+    @admin.action(description=_("Cancel selected tasks"), permissions=["cancel"])
+    def cancel_tasks(self, request, queryset):
+        run_bulk_action(self, request, queryset.values_list("pk", flat=True), _cancel, _("cancelled"))
+
+    @admin.action(description=_("Pause selected tasks"), permissions=["pause"])
+    def pause_tasks(self, request, queryset):
+        run_bulk_action(self, request, queryset.values_list("pk", flat=True), _pause, _("paused"))
+
+    @admin.action(description=_("Resume selected tasks"), permissions=["pause"])
+    def resume_tasks(self, request, queryset):
+        run_bulk_action(self, request, queryset.values_list("pk", flat=True), _resume, _("resumed"))
+
+    @admin.action(description=_("Retry selected tasks"), permissions=["retry"])
+    def retry_tasks(self, request, queryset):
+        run_bulk_action(self, request, queryset.values_list("pk", flat=True), _retry, _("queued again"))
+
+    @admin.action(description=_("Delete selected tasks"), permissions=["delete"])
+    def delete_tasks(self, request, queryset):
+        run_bulk_action(self, request, queryset.values_list("pk", flat=True), _delete, _("deleted"))
+
+    def delete_model(self, request, obj):
+        from tasks.actors import Actor
+
+        task_delete(actor=Actor.from_request(request), task_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        run_bulk_action(self, request, queryset.values_list("pk", flat=True), _delete, _("deleted"))
+
+
+def _cancel(actor, task_id):
+    task_cancel(actor=actor, task_id=task_id)
+    return "cancelled"
+
+
+def _pause(actor, task_id):
+    task_pause(actor=actor, task_id=task_id)
+    return "paused"
+
+
+def _resume(actor, task_id):
+    task_resume(actor=actor, task_id=task_id)
+    return "pending"
+
+
+def _retry(actor, task_id):
+    task_retry(actor=actor, task_id=task_id)
+    return "pending"
+
+
+def _delete(actor, task_id):
+    task_delete(actor=actor, task_id=task_id)
+    return "deleted"
 
 
 @admin.register(AuditLog)
 class AuditLogAdmin(admin.ModelAdmin):
+    """Read-only for everyone, superusers included."""
+
     list_display = ("created_at", "actor_name", "action", "target_type", "target_id", "from_status", "to_status")
-    list_filter = ("action", "target_type")
+    list_filter = ("action", "target_type", "created_at")
+    search_fields = ("actor_name", "target_id", "action")
+    date_hierarchy = "created_at"
+    list_per_page = 100
 
     def has_add_permission(self, request):
         return False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Count, OuterRef, Subquery
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import filters as drf_filters
 from rest_framework import mixins, viewsets
@@ -19,6 +18,7 @@ from batches.api.serializers import (
     DataSourceSerializer,
 )
 from batches.models import Batch
+from batches.selectors import batches_with_latest_task
 from batches.services import (
     STATISTICS_JOB,
     batch_cancel,
@@ -57,19 +57,7 @@ class BatchFilter(django_filters.FilterSet):
 
 
 def batch_queryset():
-    latest = Task.objects.filter(batch=OuterRef("pk")).order_by("-created_at", "-pk")
-    return (
-        Batch.objects.select_related("created_by")
-        .annotate(
-            task_count=Count("tasks"),
-            latest_task_id=Subquery(latest.values("pk")[:1]),
-            latest_task_status=Subquery(latest.values("status")[:1]),
-            latest_task_progress=Subquery(latest.values("progress")[:1]),
-            latest_task_created_at=Subquery(latest.values("created_at")[:1]),
-            latest_task_completed_at=Subquery(latest.values("completed_at")[:1]),
-        )
-        .order_by("-created_at", "-pk")
-    )
+    return batches_with_latest_task()
 
 
 @extend_schema_view(

@@ -1,0 +1,66 @@
+"""Shared pieces of the operators' admin: badges, progress bars, bulk actions through services."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+
+from tasks.actors import Actor
+from tasks.services import bulk_apply
+from tasks.states import TaskStatus
+
+BADGE_COLOURS = {
+    TaskStatus.PENDING: "#6c757d",
+    TaskStatus.PROCESSING: "#0d6efd",
+    TaskStatus.PAUSED: "#fd7e14",
+    TaskStatus.COMPLETED: "#198754",
+    TaskStatus.FAILED: "#dc3545",
+    TaskStatus.CANCELLED: "#495057",
+}
+
+
+def status_badge(status: str | None):
+    if not status:
+        return "—"
+    label = TaskStatus(status).label
+    return format_html(
+        '<span class="tc-badge" data-status="{}" style="background:{};color:#fff;padding:2px 8px;'
+        'border-radius:10px;white-space:nowrap">{}</span>',
+        status,
+        BADGE_COLOURS[status],
+        label,
+    )
+
+
+def progress_bar(progress: float | None, *, task_id=None):
+    value = max(0.0, min(100.0, float(progress or 0.0)))
+    return format_html(
+        '<div class="tc-progress" data-task="{}" title="{}%" style="width:120px;background:#e9ecef;'
+        'border-radius:4px;height:14px;position:relative"><div class="tc-progress-bar" style="width:{}%;'
+        'background:#0d6efd;height:100%;border-radius:4px"></div><span style="position:absolute;top:-1px;'
+        'left:4px;font-size:10px;color:#000">{}%</span></div>',
+        task_id or "",
+        f"{value:.1f}",
+        f"{value:.1f}",
+        f"{value:.0f}",
+    )
+
+
+def run_bulk_action(modeladmin, request, ids, operation, verb: str) -> None:
+    """Apply ``operation(actor, id)`` to each id through the services and report per item:
+    "3 cancelled; 2 refused: <id>: <reason>; …"."""
+    actor = Actor.from_request(request)
+    result = bulk_apply(ids, lambda item: operation(actor, item), limit=None)
+    refused = [(item, outcome["error"]) for item, outcome in result["results"].items() if not outcome["success"]]
+    text = _("%(count)d %(verb)s") % {"count": result["success_count"], "verb": verb}
+    if refused:
+        details = "; ".join(f"{item}: {error}" for item, error in refused[:10])
+        more = _(" and %(n)d more") % {"n": len(refused) - 10} if len(refused) > 10 else ""
+        text += _("; %(count)d refused: %(details)s%(more)s") % {
+            "count": len(refused),
+            "details": details,
+            "more": more,
+        }
+    level = messages.SUCCESS if not refused else (messages.WARNING if result["success_count"] else messages.ERROR)
+    modeladmin.message_user(request, text, level)

@@ -1,0 +1,195 @@
+"""The operators' admin: actions through the services, per-item messages, permissions, queries."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
+
+from batches.models import Batch
+from batches.services import batch_create
+from tasks.actors import SYSTEM
+from tasks.models import AuditLog, Task
+from tasks.runtime.worker import run_task
+from tasks.services import task_create
+
+CONFIG = {"include_dimensions": ["academic"], "calculation_types": ["descriptive"]}
+pytestmark = pytest.mark.django_db
+
+TASKS = "/admin/tasks/task/"
+BATCHES = "/admin/batches/batch/"
+
+
+def login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def canaries(n: int, **params) -> list[Task]:
+    return [
+        task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1, **params}) for _ in range(n)
+    ]
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def available_actions(client, url) -> set[str]:
+    response = client.get(url)
+    assert response.status_code == 200
+    form = response.context["action_form"]  # None when the user may run no action at all
+    return {name for name, _ in form.fields["action"].choices if name} if form else set()
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("viewer", set()),
+        ("operator", {"cancel_tasks", "pause_tasks", "resume_tasks", "retry_tasks"}),
+        ("manager", {"cancel_tasks", "pause_tasks", "resume_tasks", "retry_tasks", "delete_tasks"}),
+    ],
+)
+def test_task_actions_appear_only_with_their_permission(request, role, expected):
+    canaries(1)
+    assert available_actions(login(request.getfixturevalue(role)), TASKS) == expected
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("viewer", set()),
+        ("operator", {"start_batches", "cancel_active_tasks"}),
+        ("manager", {"start_batches", "cancel_active_tasks", "delete_batches"}),
+    ],
+)
+def test_batch_actions_appear_only_with_their_permission(request, role, expected):
+    batch_create(actor=SYSTEM, batch_code="B1", data_source="student_assessments", config=CONFIG)
+    assert available_actions(login(request.getfixturevalue(role)), BATCHES) == expected
+
+
+def test_cancel_reports_each_item(operator):
+    pending = canaries(3)
+    done = canaries(2)
+    for task in done:
+        run_task(str(task.pk))
+    response = login(operator).post(
+        TASKS, {"action": "cancel_tasks", "_selected_action": [str(t.pk) for t in pending + done]}, follow=True
+    )
+    [text] = messages_of(response)
+    assert text.startswith("3 cancelled; 2 refused: ")
+    assert all(str(t.pk) in text for t in done) and "completed" in text
+    assert Task.objects.filter(status="cancelled").count() == 3
+    assert AuditLog.objects.filter(action="task.cancel", actor_name="operator").count() == 3
+
+
+@pytest.mark.parametrize(
+    ("action", "setup_status", "after"),
+    [
+        ("pause_tasks", "processing", "paused"),
+        ("resume_tasks", "paused", "pending"),
+        ("retry_tasks", "failed", "pending"),
+        ("cancel_tasks", "pending", "cancelled"),
+    ],
+)
+def test_each_action_works_for_the_permitted_and_not_for_others(operator, viewer, action, setup_status, after):
+    [task] = canaries(1)
+    Task.objects.filter(pk=task.pk).update(
+        status=setup_status, execution_id=uuid.uuid4() if setup_status == "processing" else None
+    )
+    refused = login(viewer).post(TASKS, {"action": action, "_selected_action": [str(task.pk)]}, follow=True)
+    assert refused.status_code == 200
+    assert Task.objects.get(pk=task.pk).status == setup_status, "a viewer changes nothing"
+    done = login(operator).post(TASKS, {"action": action, "_selected_action": [str(task.pk)]}, follow=True)
+    assert messages_of(done)[0].startswith("1 ")
+    assert Task.objects.get(pk=task.pk).status == after
+
+
+def test_delete_refuses_active_tasks_and_uses_the_service(manager, operator):
+    active = canaries(1)[0]
+    finished = canaries(1)[0]
+    run_task(str(finished.pk))
+    response = login(manager).post(
+        TASKS, {"action": "delete_tasks", "_selected_action": [str(active.pk), str(finished.pk)]}, follow=True
+    )
+    assert messages_of(response)[0].startswith("1 deleted; 1 refused: ")
+    assert list(Task.objects.values_list("pk", flat=True)) == [active.pk]
+    assert AuditLog.objects.filter(action="task.delete").count() == 1
+    denied = login(operator).post(TASKS, {"action": "delete_tasks", "_selected_action": [str(active.pk)]}, follow=True)
+    assert denied.status_code == 200 and Task.objects.filter(pk=active.pk).exists()
+
+
+def test_start_and_cancel_batches_from_the_admin(operator, viewer):
+    for code in ("B1", "B2"):
+        batch_create(actor=SYSTEM, batch_code=code, data_source="student_assessments", config=CONFIG)
+    login(viewer).post(BATCHES, {"action": "start_batches", "_selected_action": ["1", "2"]}, follow=True)
+    assert not Task.objects.exists()
+    ids = [str(pk) for pk in Batch.objects.values_list("pk", flat=True)]
+    started = login(operator).post(BATCHES, {"action": "start_batches", "_selected_action": ids}, follow=True)
+    assert messages_of(started)[0] == "2 started"
+    assert set(Task.objects.values_list("trigger", flat=True)) == {"manual"}
+    again = login(operator).post(BATCHES, {"action": "start_batches", "_selected_action": ids}, follow=True)
+    assert messages_of(again)[0].startswith("0 started; 2 refused: ")
+    cancelled = login(operator).post(BATCHES, {"action": "cancel_active_tasks", "_selected_action": ids}, follow=True)
+    assert messages_of(cancelled)[0] == "2 cancelled"
+
+
+def test_batch_form_validates_config_like_the_api(manager):
+    client = login(manager)
+    response = client.post(
+        f"{BATCHES}add/",
+        {
+            "batch_code": "FORM_1",
+            "description": "x",
+            "data_source": "student_assessments",
+            "config": '{"include_dimensions": ["sports"], "calculation_types": ["descriptive"]}',
+        },
+    )
+    assert response.status_code == 200 and "sports" in response.content.decode()
+    assert not Batch.objects.exists()
+    created = client.post(
+        f"{BATCHES}add/",
+        {
+            "batch_code": "FORM_1",
+            "description": "x",
+            "data_source": "student_assessments",
+            "config": '{"include_dimensions": ["academic"], "calculation_types": ["descriptive"]}',
+        },
+    )
+    assert created.status_code == 302
+    assert AuditLog.objects.filter(action="batch.create", target_id="FORM_1", actor_name="manager").exists()
+
+
+def test_audit_log_is_read_only_even_for_superusers(admin_client):
+    task_create(actor=SYSTEM, task_type="canary", params={})
+    entry = AuditLog.objects.first()
+    assert admin_client.get("/admin/tasks/auditlog/").status_code == 200
+    assert admin_client.get("/admin/tasks/auditlog/add/").status_code == 403
+    assert admin_client.post(f"/admin/tasks/auditlog/{entry.pk}/change/", {}).status_code == 403
+    assert admin_client.post(f"/admin/tasks/auditlog/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert AuditLog.objects.filter(pk=entry.pk).exists()
+
+
+def test_task_detail_shows_stages_params_result_and_logs(admin_client):
+    [task] = canaries(1, steps=2)
+    run_task(str(task.pk))
+    page = admin_client.get(f"{TASKS}{task.pk}/change/").content.decode()
+    assert "burn" in page and "steps_done" in page and "tc-progress" in page
+
+
+@pytest.mark.parametrize("url", [TASKS, BATCHES])
+def test_changelists_run_a_fixed_number_of_queries_at_100_rows(admin_client, django_assert_max_num_queries, url):
+    counts = []
+    for size in (10, 100):
+        Task.objects.all().delete()
+        Batch.objects.all().delete()
+        for i in range(size):
+            batch = batch_create(actor=SYSTEM, batch_code=f"B{i}", data_source="student_assessments", config=CONFIG)
+            task_create(actor=SYSTEM, task_type="canary", params={}, batch=batch)
+        with django_assert_max_num_queries(20) as captured:
+            assert admin_client.get(url + "?all=").status_code == 200
+        counts.append(len(captured))
+    assert counts[0] == counts[1], counts
