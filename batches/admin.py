@@ -68,18 +68,21 @@ class BatchAdmin(admin.ModelAdmin):
     actions = ["start_batches", "cancel_active_tasks", "delete_batches"]
     readonly_fields = ("batch_tasks",)
 
+    class Media:
+        js = ("taskcenter/live.js",)
+
     def get_queryset(self, request):
         return batches_with_latest_task()
 
     @admin.display(description=_("latest task"), ordering="latest_task_status")
     def latest_status(self, batch):
-        return status_badge(batch.latest_task_status)
+        return status_badge(batch.latest_task_status, task_id=batch.latest_task_id)
 
     @admin.display(description=_("progress"))
     def latest_progress(self, batch):
         if batch.latest_task_id is None:
             return "—"
-        return progress_bar(batch.latest_task_progress, task_id=batch.latest_task_id)
+        return progress_bar(batch.latest_task_progress, task_id=batch.latest_task_id, status=batch.latest_task_status)
 
     @admin.display(description=_("tasks"), ordering="task_count")
     def task_count(self, batch):
@@ -93,8 +96,8 @@ class BatchAdmin(admin.ModelAdmin):
             (
                 reverse("admin:tasks_task_change", args=[task.pk]),
                 str(task.pk)[:8],
-                status_badge(task.status),
-                progress_bar(task.progress, task_id=task.pk),
+                status_badge(task.status, task_id=task.pk),
+                progress_bar(task.progress, task_id=task.pk, status=task.status),
                 task.created_at.strftime("%Y-%m-%d %H:%M"),
             )
             for task in batch.tasks.order_by("-created_at")[:50]

@@ -69,6 +69,9 @@ class TaskAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
 
+    class Media:
+        js = ("taskcenter/live.js",)
+
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("batch", "created_by")
 
@@ -80,11 +83,11 @@ class TaskAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, task):
-        return status_badge(task.status)
+        return status_badge(task.status, task_id=task.pk)
 
     @admin.display(description=_("progress"), ordering="progress")
     def progress_bar(self, task):
-        return progress_bar(task.progress, task_id=task.pk)
+        return progress_bar(task.progress, task_id=task.pk, status=task.status)
 
     @admin.display(description=_("attempt"))
     def attempts(self, task):

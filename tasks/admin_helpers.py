@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 
 from tasks.actors import Actor
@@ -20,27 +20,32 @@ BADGE_COLOURS = {
 }
 
 
-def status_badge(status: str | None):
+def status_badge(status: str | None, *, task_id=None):
+    """A coloured status badge; with ``task_id`` the admin's live.js keeps it current."""
     if not status:
         return "—"
-    label = TaskStatus(status).label
+    labels = format_html_join(" ", 'data-label-{}="{}"', ((value, label) for value, label in TaskStatus.choices))
     return format_html(
-        '<span class="tc-badge" data-status="{}" style="background:{};color:#fff;padding:2px 8px;'
-        'border-radius:10px;white-space:nowrap">{}</span>',
+        '<span class="tc-badge" data-task="{}" data-status="{}" {} style="background:{};color:#fff;'
+        'padding:2px 8px;border-radius:10px;white-space:nowrap">{}</span>',
+        task_id or "",
         status,
+        labels,
         BADGE_COLOURS[status],
-        label,
+        TaskStatus(status).label,
     )
 
 
-def progress_bar(progress: float | None, *, task_id=None):
+def progress_bar(progress: float | None, *, task_id=None, status: str = ""):
+    """A progress bar; with ``task_id`` the admin's live.js keeps it current."""
     value = max(0.0, min(100.0, float(progress or 0.0)))
     return format_html(
-        '<div class="tc-progress" data-task="{}" title="{}%" style="width:120px;background:#e9ecef;'
+        '<div class="tc-progress" data-task="{}" data-status="{}" title="{}%" style="width:120px;background:#e9ecef;'
         'border-radius:4px;height:14px;position:relative"><div class="tc-progress-bar" style="width:{}%;'
         'background:#0d6efd;height:100%;border-radius:4px"></div><span style="position:absolute;top:-1px;'
         'left:4px;font-size:10px;color:#000">{}%</span></div>',
         task_id or "",
+        status,
         f"{value:.1f}",
         f"{value:.1f}",
         f"{value:.0f}",

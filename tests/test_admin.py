@@ -193,3 +193,23 @@ def test_changelists_run_a_fixed_number_of_queries_at_100_rows(admin_client, dja
             assert admin_client.get(url + "?all=").status_code == 200
         counts.append(len(captured))
     assert counts[0] == counts[1], counts
+
+
+def test_dashboard_shows_statuses_running_failures_and_the_hourly_chart(admin_client):
+    running, failed, done = canaries(3)
+    Task.objects.filter(pk=running.pk).update(status="processing", progress=40.0, execution_id=uuid.uuid4())
+    Task.objects.filter(pk=failed.pk).update(status="failed", error_category="data", error_message="bad rows")
+    from django.utils import timezone
+
+    Task.objects.filter(pk=failed.pk).update(completed_at=timezone.now())
+    run_task(str(done.pk))
+    page = admin_client.get("/admin/").content.decode()
+    assert 'id="taskcenter-dashboard"' in page
+    assert f'data-task="{running.pk}"' in page and "bad rows" in page
+    assert page.count("<rect ") == 24 and "<title>" in page
+    assert "taskcenter/live.js" in page
+
+
+def test_live_script_is_served_and_changelist_includes_it(admin_client):
+    canaries(1)
+    assert "taskcenter/live.js" in admin_client.get(TASKS).content.decode()
