@@ -22,8 +22,8 @@ TASKS = "/admin/tasks/task/"
 BATCHES = "/admin/batches/batch/"
 
 
-def login(user) -> Client:
-    client = Client()
+def login(user, language: str = "en") -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE=language)
     client.force_login(user)
     return client
 
@@ -213,3 +213,12 @@ def test_dashboard_shows_statuses_running_failures_and_the_hourly_chart(admin_cl
 def test_live_script_is_served_and_changelist_includes_it(admin_client):
     canaries(1)
     assert "taskcenter/live.js" in admin_client.get(TASKS).content.decode()
+
+
+def test_per_item_messages_are_translated(operator):
+    pending, done = canaries(2)
+    run_task(str(done.pk))
+    response = login(operator, "zh-hans").post(
+        TASKS, {"action": "cancel_tasks", "_selected_action": [str(pending.pk), str(done.pk)]}, follow=True
+    )
+    assert messages_of(response)[0].startswith("1 个已取消；1 个被拒绝：")
