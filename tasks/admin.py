@@ -125,6 +125,12 @@ class TaskAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("result"))
     def result_pretty(self, task):
+        if task.task_type == "statistics" and task.result:
+            from django.utils.safestring import mark_safe
+
+            from tasks.charts import render_statistics_result
+
+            return mark_safe(render_statistics_result(task.result))  # rendered by an autoescaping template
         return pretty_json(task.result)
 
     @admin.display(description=_("logs"))

@@ -222,3 +222,24 @@ def test_per_item_messages_are_translated(operator):
         TASKS, {"action": "cancel_tasks", "_selected_action": [str(pending.pk), str(done.pk)]}, follow=True
     )
     assert messages_of(response)[0].startswith("1 个已取消；1 个被拒绝：")
+
+
+def test_statistics_result_is_rendered_as_tables_heatmap_and_histograms(admin_client):
+    from batches.assessments import generate
+    from batches.services import batch_start
+
+    generate(200, seed=5)
+    batch_create(
+        actor=SYSTEM,
+        batch_code="VIS",
+        data_source="student_assessments",
+        config={
+            "include_dimensions": ["academic", "non_academic"],
+            "calculation_types": ["descriptive", "correlation", "distribution"],
+        },
+    )
+    task = batch_start(actor=SYSTEM, batch_code="VIS")
+    run_task(str(task.pk))
+    page = admin_client.get(f"{TASKS}{task.pk}/change/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'id="tc-heatmap"' in page and page.count('class="tc-histogram"') == 10
+    assert "math × physics" in page and '<table class="tc-descriptive">' in page
