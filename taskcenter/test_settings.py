@@ -27,3 +27,6 @@ SECURE_HSTS_SECONDS = 0
 
 # whitenoise warns when the static directory is missing; tests do not collect static files.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+
+# The browser tests load the admin's CSS and live.js from a gunicorn process without collectstatic.
+WHITENOISE_USE_FINDERS = True

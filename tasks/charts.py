@@ -23,7 +23,7 @@ def heatmap(correlation: dict) -> dict:
     for i, a in enumerate(names):
         for j, b in enumerate(names):
             r = correlation["matrix"][i][j]
-            x, y = LABEL_SPACE + j * CELL, LABEL_SPACE + i * CELL
+            x, y = LABEL_SPACE + j * CELL, i * CELL
             cells.append(
                 {
                     "x": x,
