@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -32,8 +32,9 @@ class BatchForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["data_source"].choices = [(source.name, source.name) for source in sources()]
-        if self.instance.pk:
+        if "data_source" in self.fields:  # view-only users get a form without editable fields
+            self.fields["data_source"].choices = [(source.name, source.name) for source in sources()]
+        if self.instance.pk and "batch_code" in self.fields:
             self.fields["batch_code"].disabled = True  # immutable
 
     def clean(self):
@@ -103,6 +104,42 @@ class BatchAdmin(admin.ModelAdmin):
             for task in batch.tasks.order_by("-created_at")[:50]
         ]
         return format_html_join("", "<div><a href='{}'>{}</a> {} {} {}</div>", rows) or "—"
+
+    # --- the "start" button on a batch's page --------------------------------------------------
+
+    def get_urls(self):
+        from django.urls import path
+
+        extra = [
+            path(
+                "<path:object_id>/start/",
+                self.admin_site.admin_view(self.start_view),
+                name="batches_batch_start",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def start_view(self, request, object_id):
+        from django.core.exceptions import PermissionDenied
+        from django.http import HttpResponseNotAllowed
+        from django.shortcuts import get_object_or_404, redirect
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_start_permission(request):
+            raise PermissionDenied
+        batch = get_object_or_404(Batch, pk=object_id)
+        try:
+            task = batch_start(actor=Actor.from_request(request), batch_code=batch.batch_code, trigger=Trigger.MANUAL)
+        except ServiceError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, _("Started task %(task)s.") % {"task": task.pk}, messages.SUCCESS)
+        return redirect("admin:batches_batch_change", batch.pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_start": self.has_start_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     # --- saving through the services ----------------------------------------------------------
 

@@ -243,3 +243,18 @@ def test_statistics_result_is_rendered_as_tables_heatmap_and_histograms(admin_cl
     page = admin_client.get(f"{TASKS}{task.pk}/change/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert 'id="tc-heatmap"' in page and page.count('class="tc-histogram"') == 10
     assert "math × physics" in page and '<table class="tc-descriptive">' in page
+
+
+def test_batch_page_has_a_start_button_for_operators_only(operator, viewer):
+    batch = batch_create(actor=SYSTEM, batch_code="BTN", data_source="student_assessments", config=CONFIG)
+    response = login(operator).get(f"{BATCHES}{batch.pk}/change/")
+    assert response.status_code == 200 and 'id="tc-start-batch"' in response.content.decode()
+    response = login(operator).post(f"{BATCHES}{batch.pk}/start/", follow=True)
+    assert messages_of(response)[0].startswith("Started task ")
+    assert Task.objects.filter(batch=batch, trigger="manual").count() == 1
+    again = login(operator).post(f"{BATCHES}{batch.pk}/start/", follow=True)
+    assert "already has an active task" in messages_of(again)[0]
+    viewer_page = login(viewer).get(f"{BATCHES}{batch.pk}/change/")
+    assert viewer_page.status_code == 200 and 'id="tc-start-batch"' not in viewer_page.content.decode()
+    assert login(viewer).post(f"{BATCHES}{batch.pk}/start/").status_code == 403
+    assert Task.objects.filter(batch=batch).count() == 1
