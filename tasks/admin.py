@@ -14,7 +14,7 @@ from tasks.services import task_cancel, task_delete, task_pause, task_resume, ta
 from tasks.states import LogLevel
 
 LOG_COLOURS = {LogLevel.DEBUG: "#6c757d", LogLevel.INFO: "#212529", LogLevel.WARN: "#b35c00", LogLevel.ERROR: "#dc3545"}
-LOGS_SHOWN = 200
+LOGS_PER_PAGE = 100
 
 
 def pretty_json(value):
@@ -65,7 +65,6 @@ class TaskAdmin(admin.ModelAdmin):
         "started_at",
         "completed_at",
         "updated_at",
-        "recent_logs",
     )
     readonly_fields = fields
 
@@ -133,19 +132,40 @@ class TaskAdmin(admin.ModelAdmin):
             return mark_safe(render_statistics_result(task.result))  # rendered by an autoescaping template
         return pretty_json(task.result)
 
-    @admin.display(description=_("logs"))
-    def recent_logs(self, task):
-        logs = list(TaskLog.objects.filter(task=task).order_by("-id")[:LOGS_SHOWN])[::-1]
-        rows = [
-            (
-                LOG_COLOURS[LogLevel(log.level)],
-                log.timestamp.strftime("%H:%M:%S"),
-                LogLevel(log.level).label,
-                log.message,
-            )
-            for log in logs
-        ]
-        return format_html_join("", "<div style='color:{};font-family:monospace'>{} [{}] {}</div>", rows) or "—"
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "task_logs": self._logs_page(request, object_id)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _logs_page(request, object_id) -> dict:
+        """One page of the task's logs, oldest first, from a minimum level (?log_level, ?log_page)."""
+        from django.core.paginator import Paginator
+
+        level_name = request.GET.get("log_level", "debug")
+        try:
+            level = LogLevel.from_name(level_name)
+        except ValueError:
+            level_name, level = "debug", LogLevel.DEBUG
+        logs = TaskLog.objects.filter(task_id=object_id, level__gte=level).order_by("id")
+        page = Paginator(logs, LOGS_PER_PAGE).get_page(request.GET.get("log_page"))
+        return {
+            "rows": [
+                {
+                    "time": log.timestamp.strftime("%H:%M:%S"),
+                    "name": LogLevel(log.level).label,
+                    "colour": LOG_COLOURS[LogLevel(log.level)],
+                    "message": log.message,
+                }
+                for log in page
+            ],
+            "levels": [member.label for member in LogLevel],
+            "level": level_name,
+            "page": page.number,
+            "pages": page.paginator.num_pages,
+            "total": page.paginator.count,
+            "previous": page.previous_page_number() if page.has_previous() else None,
+            "next": page.next_page_number() if page.has_next() else None,
+        }
 
     # --- permissions --------------------------------------------------------------------------
 

@@ -258,3 +258,36 @@ def test_batch_page_has_a_start_button_for_operators_only(operator, viewer):
     assert viewer_page.status_code == 200 and 'id="tc-start-batch"' not in viewer_page.content.decode()
     assert login(viewer).post(f"{BATCHES}{batch.pk}/start/").status_code == 403
     assert Task.objects.filter(batch=batch).count() == 1
+
+
+def test_task_page_pages_and_filters_logs_by_level(admin_client):
+    from tasks.models import TaskLog
+
+    [task] = canaries(1)
+    TaskLog.objects.bulk_create(
+        TaskLog(task=task, timestamp=task.created_at, level=40 if i % 10 == 0 else 20, message=f"line {i}")
+        for i in range(250)
+    )
+    first = admin_client.get(f"{TASKS}{task.pk}/change/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "line 0" in first and "line 99" in first and "line 100" not in first and "page 1 of 3" in first
+    third = admin_client.get(f"{TASKS}{task.pk}/change/?log_page=3", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "line 249" in third and "line 0<" not in third
+    errors = admin_client.get(f"{TASKS}{task.pk}/change/?log_level=error", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert errors.count('class="tc-log tc-log-error"') == 25 and "tc-log-info" not in errors
+
+
+def test_batch_delete_and_cancel_actions_need_their_permissions(manager, operator, viewer):
+    batch = batch_create(actor=SYSTEM, batch_code="DEL", data_source="student_assessments", config=CONFIG)
+    from batches.services import batch_start
+
+    batch_start(actor=SYSTEM, batch_code="DEL")
+    ids = [str(batch.pk)]
+    login(viewer).post(BATCHES, {"action": "cancel_active_tasks", "_selected_action": ids}, follow=True)
+    assert Task.objects.get(batch=batch).status == "pending"
+    refused = login(manager).post(BATCHES, {"action": "delete_batches", "_selected_action": ids}, follow=True)
+    assert messages_of(refused)[0].startswith("0 deleted; 1 refused: ") and Batch.objects.filter(pk=batch.pk).exists()
+    login(operator).post(BATCHES, {"action": "cancel_active_tasks", "_selected_action": ids}, follow=True)
+    login(operator).post(BATCHES, {"action": "delete_batches", "_selected_action": ids}, follow=True)
+    assert Batch.objects.filter(pk=batch.pk).exists(), "an operator may not delete batches"
+    deleted = login(manager).post(BATCHES, {"action": "delete_batches", "_selected_action": ids}, follow=True)
+    assert messages_of(deleted)[0] == "1 deleted" and not Batch.objects.filter(pk=batch.pk).exists()
