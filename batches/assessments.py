@@ -96,18 +96,18 @@ def iter_chunks(
     if with_groups:
         columns += ", school, grade"
     sql = f"SELECT {columns} FROM {table} WHERE {where} ORDER BY student_id"
+    if connection.vendor == "sqlite":
+        yield from _keyset_chunks(sql, [*indicators, *params], after_student, chunk_rows, with_groups)
+        return
     carry: list[tuple] = []
-    with connection.chunked_cursor() as cursor:
+    with connection.chunked_cursor() as cursor:  # a named, server-side cursor on PostgreSQL
         cursor.execute(sql, [*indicators, *params])
         while True:
             rows = cursor.fetchmany(chunk_rows)
             if not rows:
                 break
             rows = carry + rows if carry else rows
-            last = rows[-1][0]
-            cut = len(rows)
-            while cut and rows[cut - 1][0] == last:
-                cut -= 1
+            cut = _whole_students(rows)
             if cut == 0:  # one student fills the whole chunk: keep reading
                 carry = rows
                 continue
@@ -115,6 +115,42 @@ def iter_chunks(
             yield _to_arrays(rows[:cut], with_groups)
         if carry:
             yield _to_arrays(carry, with_groups)
+
+
+def _whole_students(rows: list[tuple]) -> int:
+    """How many leading rows belong to students whose rows are all in ``rows``."""
+    last = rows[-1][0]
+    cut = len(rows)
+    while cut and rows[cut - 1][0] == last:
+        cut -= 1
+    return cut
+
+
+def _keyset_chunks(sql: str, params: list, after_student, chunk_rows: int, with_groups: bool):
+    """SQLite: one short query per chunk (``student_id > last``). A statement left open across the
+    job's own progress writes would pin an old WAL snapshot, and two loading workers would then
+    fail each other's writes with "database is locked"."""
+    limit = chunk_rows
+    while True:
+        page_sql, page_params = sql, list(params)
+        if after_student is not None:
+            page_sql = sql.replace(" ORDER BY student_id", " AND student_id > %s ORDER BY student_id")
+            page_params.append(after_student)
+        with connection.cursor() as cursor:
+            cursor.execute(f"{page_sql} LIMIT %s", [*page_params, limit])
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        if len(rows) < limit:  # the last page: every student in it is complete
+            yield _to_arrays(rows, with_groups)
+            return
+        cut = _whole_students(rows)
+        if cut == 0:  # one student has more rows than a page: read a bigger page
+            limit *= 2
+            continue
+        yield _to_arrays(rows[:cut], with_groups)
+        after_student = rows[cut - 1][0]
+        limit = chunk_rows
 
 
 RECORD = np.dtype([("student", object), ("indicator", np.int16), ("score", np.float64)])
@@ -192,15 +228,18 @@ def generate(students: int, *, seed: int = 2025, missing_rate: float = 0.01, bat
                 yield (student, school, grade, klass, dimension_of[name], name, score, day)
 
     per_batch = max(1, batch_rows // len(names))
-    with transaction.atomic(), connection.cursor() as cursor:
+    # One short transaction per batch: a single transaction over a million rows would hold
+    # SQLite's write lock for seconds and starve the workers (and the cluster's own bookkeeping).
+    with connection.cursor() as cursor:
         for start in range(0, students, per_batch):
             stop = min(students, start + per_batch)
             rows = list(rows_for(start, stop))
-            if connection.vendor == "postgresql":
-                with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            else:
-                cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+            with transaction.atomic():
+                if connection.vendor == "postgresql":
+                    with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                else:
+                    cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
             total += len(rows)
     return total

@@ -80,11 +80,17 @@ def cluster(qcluster_session, transactional_db):
     At the end every task still active is cancelled and released, so the next test starts with
     free workers.
     """
+    stop_all_tasks()  # whatever an earlier test left running must not hold the workers
+    yield qcluster_session
+    stop_all_tasks()
+
+
+def stop_all_tasks() -> None:
+    """Cancel every active task and wait until no worker holds one."""
     from tasks.services import task_cancel
     from tasks.states import ACTIVE_STATUSES
     from tests.cluster import wait_for
 
-    yield qcluster_session
     for task_id in Task.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True):
         try:
             task_cancel(actor=Actor(), task_id=task_id)

@@ -28,6 +28,10 @@ def test_schemathesis_finds_no_failures_with_its_default_checks(transactional_db
         _run_schemathesis(live_server, manager, tmp_path)
     finally:
         live_server.stop()
+        # The tasks schemathesis created may be running on a qcluster of other tests: stop them.
+        from tests.conftest import stop_all_tasks
+
+        stop_all_tasks()
 
 
 def _run_schemathesis(live_server, manager, tmp_path):

@@ -191,3 +191,12 @@ def test_config_is_snapshotted_when_the_batch_starts(demo):
     first.refresh_from_db()
     assert first.params["config"]["include_dimensions"] == ["academic"]
     assert set(first.result["descriptive"]["indicators"]) == set(INDICATORS["academic"])
+
+
+def test_small_loading_chunks_give_the_same_figures(demo, settings):
+    whole = run_batch("B_WHOLE", calculations=["descriptive", "correlation"])
+    settings.TASKCENTER_STATS_CHUNK_ROWS = 37  # pages that end mid-student, many of them
+    chunked = run_batch("B_CHUNKED", calculations=["descriptive", "correlation"])
+    assert chunked.status == "completed", chunked.error_message
+    for key in ("records", "students", "descriptive", "correlation"):
+        assert chunked.result[key] == whole.result[key], key
