@@ -253,7 +253,7 @@ class AuditLogAdmin(admin.ModelAdmin):
     """Read-only for everyone, superusers included."""
 
     list_display = ("created_at", "actor_name", "action", "target_type", "target_id", "from_status", "to_status")
-    list_filter = ("action", "target_type", "created_at")
+    list_filter = ("actor_name", "action", "target_type", "created_at")
     search_fields = ("actor_name", "target_id", "action")
     date_hierarchy = "created_at"
     list_per_page = 100

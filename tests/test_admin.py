@@ -291,3 +291,15 @@ def test_batch_delete_and_cancel_actions_need_their_permissions(manager, operato
     assert Batch.objects.filter(pk=batch.pk).exists(), "an operator may not delete batches"
     deleted = login(manager).post(BATCHES, {"action": "delete_batches", "_selected_action": ids}, follow=True)
     assert messages_of(deleted)[0] == "1 deleted" and not Batch.objects.filter(pk=batch.pk).exists()
+
+
+def test_audit_log_filters_by_actor_action_and_date(admin_client, operator):
+    from tests.conftest import actor_for
+
+    task = task_create(actor=actor_for(operator), task_type="canary", params={}, check_permission=False)
+    page = admin_client.get("/admin/tasks/auditlog/?actor_name=operator", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert str(task.pk) in page
+    assert (
+        "?actor_name=operator" in page
+        and "?action=task.create" in admin_client.get("/admin/tasks/auditlog/").content.decode()
+    )
