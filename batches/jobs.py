@@ -214,7 +214,13 @@ def statistics_job(ctx):
     groups = {"school": (school, load_state["schools"]), "grade": (grade, load_state["grades"])}
     bins = int(config.get("histogram_bins", DEFAULT_HISTOGRAM_BINS))
     units_total = max(
-        1, plan_units(todo, len(indicators), group_kinds=len(groups), n_dimensions=len(config["include_dimensions"]))
+        1,
+        plan_units(
+            todo,
+            len(indicators),
+            group_kinds=len(groups),
+            n_dimensions=len({dimension_of[name] for name in indicators}),
+        ),
     )
     units_done = 0
 
