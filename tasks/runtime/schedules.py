@@ -8,9 +8,6 @@ from tasks.actors import SYSTEM
 from tasks.runtime.watchdog import sweep
 from tasks.states import ACTIVE_STATUSES, Trigger
 
-WATCHDOG_SCHEDULE = "taskcenter.watchdog"
-PURGE_SCHEDULE = "taskcenter.purge"
-
 
 def run_watchdog() -> dict:
     return sweep()
