@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,6 +66,10 @@ def service_env() -> dict:
     # The local service is served over plain HTTP on 127.0.0.1: secure-only cookies would make the
     # admin login impossible. Behind TLS, set SECURE_COOKIES=1 (README, "Configuration").
     env.setdefault("SECURE_COOKIES", "0")
+    # The processes of this host keep their Prometheus counters here; /metrics sums them.
+    metrics_dir = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR / "prometheus")))
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
     return env
 
 
@@ -139,6 +144,8 @@ def test(extra: list[str]) -> int:
     lint = subprocess.run([str(VENV / "bin" / "ruff"), "check", "."], cwd=ROOT)
     if lint.returncode:
         return lint.returncode
+    # Prometheus counters of earlier runs' processes (taskcenter/test_settings.py).
+    shutil.rmtree(Path(env.get("TASKCENTER_VAR_DIR", VAR)) / "prometheus-test", ignore_errors=True)
     say("pytest")
     return subprocess.run([str(PY), "-m", "pytest", *extra], cwd=ROOT, env=env).returncode
 

@@ -58,6 +58,7 @@ def main() -> None:
         start = time.perf_counter()
         for _ in range(args.tasks):
             task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
+        print(f"created in {time.perf_counter() - start:.2f} s", flush=True)
         wait_until(lambda: completed.count() - baseline >= args.tasks, 600, 0.02)
         ours_s = time.perf_counter() - start
         print(f"taskcenter canary: {args.tasks} tasks in {ours_s:.2f} s ({args.tasks / ours_s:.1f}/s)", flush=True)

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "taskcenter.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -62,6 +63,18 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# --- Operations -------------------------------------------------------------------------------
+
+#: Where the processes of this host keep their Prometheus counters (summed by /metrics).
+#: ``dev.py run`` empties it at start.
+PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
+#: /metrics answers requests bearing this token (``Authorization: Bearer …``) …
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+#: … and requests from these networks (comma-separated CIDRs; empty: none).
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+#: How often each worker process reports its CPU, memory and task count (seconds).
+TASKCENTER_RESOURCE_INTERVAL = float(env_str("TASKCENTER_RESOURCE_INTERVAL", "5"))
 
 ROOT_URLCONF = "taskcenter.urls"
 WSGI_APPLICATION = "taskcenter.wsgi.application"
@@ -179,8 +192,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "taskcenter.api.exceptions.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "taskcenter.api.throttling.AnonRateThrottle",
+        "taskcenter.api.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("THROTTLE_ANON", "60/min"),
@@ -283,11 +296,26 @@ TASKCENTER_IMPORT_DIR = Path(env_str("TASKCENTER_IMPORT_DIR", str(VAR_DIR / "imp
 # --- Logging ----------------------------------------------------------------------------------
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+#: ``plain`` (default) or ``json``: one JSON object a line, with the structured fields.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ConfigError(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {
+            "()": "taskcenter.logformat.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "taskcenter.logformat.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING").upper()}},
+    "loggers": {
+        "django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING").upper()},
+        # One line per API call and per state change (INFO); set to WARNING to silence them.
+        "taskcenter.access": {"level": env_str("ACCESS_LOG_LEVEL", "INFO").upper()},
+        "taskcenter.audit": {"level": env_str("ACCESS_LOG_LEVEL", "INFO").upper()},
+    },
 }

@@ -8,6 +8,10 @@ os.environ.setdefault("THROTTLE_USER", "1000000/min")
 os.environ.setdefault("THROTTLE_ANON", "1000000/min")
 os.environ.setdefault("TASKCENTER_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var"))
 
+# The test process, its gunicorn and qcluster subprocesses share one Prometheus directory.
+# ``dev.py test`` empties it before a run; tests compare counters before and after.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(os.environ["TASKCENTER_VAR_DIR"], "prometheus-test"))
+
 from taskcenter.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

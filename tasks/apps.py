@@ -9,4 +9,10 @@ class TasksConfig(AppConfig):
 
     def ready(self):
         # Registers the built-in job types.
+        from django_q.signals import post_spawn
+
         from tasks import checks, jobs  # noqa: F401
+        from tasks.runtime.resources import start_sampler
+
+        # Each django-q2 worker process reports its CPU, memory and task rate.
+        post_spawn.connect(start_sampler, dispatch_uid="taskcenter-resources")

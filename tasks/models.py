@@ -167,3 +167,24 @@ class AuditLog(models.Model):
     def __str__(self) -> str:
         change = f" {self.from_status}→{self.to_status}" if self.to_status else ""
         return f"{self.actor_name} {self.action} {self.target_type}:{self.target_id}{change}"
+
+
+class WorkerSample(models.Model):
+    """The latest resource reading of one django-q2 worker process, written by the process itself
+    every ``TASKCENTER_RESOURCE_INTERVAL`` seconds (resource monitoring across machines)."""
+
+    host = models.CharField(_("host"), max_length=128)
+    pid = models.PositiveIntegerField(_("process id"))
+    cpu_percent = models.FloatField(_("CPU %"), default=0.0)
+    memory_bytes = models.BigIntegerField(_("resident memory"), default=0)
+    tasks_total = models.BigIntegerField(_("tasks run"), default=0)
+    tasks_per_minute = models.FloatField(_("tasks per minute"), default=0.0)
+    updated_at = models.DateTimeField(_("updated at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("worker sample")
+        verbose_name_plural = _("worker samples")
+        constraints = [models.UniqueConstraint(fields=["host", "pid"], name="workersample_host_pid")]
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from django.db.models import Count, F
+from django.db.models import Count, F, Max, Sum
 from django.utils import timezone
 
 from tasks.models import Task
@@ -45,6 +45,45 @@ def live_clusters() -> list[dict]:
     return clusters
 
 
+def task_counts() -> dict[tuple[str, str], int]:
+    """Number of tasks per (status, task type)."""
+    rows = Task.objects.values_list("status", "task_type").annotate(n=Count("id")).order_by()
+    return {(status, task_type): n for status, task_type, n in rows}
+
+
+def worker_resources() -> list[dict]:
+    """Per cluster host: worker processes reporting, their CPU (100 = one core), resident memory
+    and tasks per minute, from the samples of the last few intervals."""
+    from django.conf import settings
+
+    from tasks.models import WorkerSample
+
+    fresh = timezone.now() - timedelta(seconds=max(15.0, 3 * float(settings.TASKCENTER_RESOURCE_INTERVAL)))
+    rows = (
+        WorkerSample.objects.filter(updated_at__gte=fresh)
+        .values("host")
+        .annotate(
+            workers=Count("id"),
+            cpu_percent=Sum("cpu_percent"),
+            memory_bytes=Sum("memory_bytes"),
+            tasks_per_minute=Sum("tasks_per_minute"),
+            updated_at=Max("updated_at"),
+        )
+        .order_by("host")
+    )
+    return [
+        {
+            "host": row["host"],
+            "workers": row["workers"],
+            "cpu_percent": round(row["cpu_percent"] or 0.0, 1),
+            "memory_bytes": int(row["memory_bytes"] or 0),
+            "tasks_per_minute": round(row["tasks_per_minute"] or 0.0, 2),
+            "updated_at": row["updated_at"],
+        }
+        for row in rows
+    ]
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -61,9 +100,9 @@ def task_statistics() -> dict:
     since = now - timedelta(hours=24)
     by_status = {status: 0 for status in TaskStatus.values}
     by_type: dict[str, dict[str, int]] = defaultdict(lambda: {status: 0 for status in TaskStatus.values})
-    for row in Task.objects.values("task_type", "status").annotate(n=Count("id")).order_by():
-        by_status[row["status"]] += row["n"]
-        by_type[row["task_type"]][row["status"]] += row["n"]
+    for (status, task_type), count in task_counts().items():
+        by_status[status] += count
+        by_type[task_type][status] += count
     created = Task.objects.filter(created_at__gte=since).count()
     finished = dict(
         Task.objects.filter(completed_at__gte=since, status__in=[TaskStatus.COMPLETED, TaskStatus.FAILED])
@@ -95,4 +134,5 @@ def task_statistics() -> dict:
         },
         "queue_depth": queue_depth(),
         "clusters": live_clusters(),
+        "resources": worker_resources(),
     }

@@ -17,6 +17,7 @@ from django.utils import timezone
 from taskcenter.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from tasks.actors import SYSTEM, Actor
 from tasks.audit import audit
+from tasks.fastinsert import insert_rows
 from tasks.models import Task, TaskStage
 from tasks.runtime.queue import enqueue_on_commit
 from tasks.runtime.registry import get_job_type
@@ -147,18 +148,21 @@ def task_create(
 
 def _create_task(*, actor: Actor, job, params: dict, batch, trigger: str) -> Task:
     with transaction.atomic():
-        task = Task.objects.create(
+        task = Task(
             task_type=job.name,
             params=params,
             batch=batch,
             trigger=trigger,
             max_attempts=job.max_attempts,
             created_by=actor.user,
-            enqueued_at=timezone.now(),  # handed to the broker right after commit
+            enqueued_at=timezone.now(),  # handed to the broker with this transaction (or right after it)
         )
-        TaskStage.objects.bulk_create(
-            TaskStage(task=task, name=name, position=index, weight=weight)
-            for index, (name, weight) in enumerate(job.stage_weights())
+        insert_rows([task])
+        insert_rows(
+            [
+                TaskStage(task=task, name=name, position=index, weight=weight)
+                for index, (name, weight) in enumerate(job.stage_weights())
+            ]
         )
         audit(
             actor=actor,

@@ -89,6 +89,7 @@ class Cluster:
             "TASKCENTER_RETRY_BACKOFF_SCALE": "0.05",
             "TASKCENTER_REQUEUE_AFTER_SECONDS": "20",
             "TASKCENTER_CANARY_TRACE_DIR": str(self.trace_dir),
+            "TASKCENTER_RESOURCE_INTERVAL": "0.5",
             "TASKCENTER_STATS_CHUNK_ROWS": "2000",
             "TASKCENTER_CHECKPOINT_DIR": str(workdir / "checkpoints"),
             "TASKCENTER_IMPORT_DIR": str(workdir / "imports"),
@@ -141,6 +142,11 @@ class Cluster:
         return "\n".join(parts)
 
     def stop(self) -> None:
+        self.halt()
+        self.webhook.close()
+
+    def halt(self) -> None:
+        """Stop the processes (``start`` runs them again)."""
         # SIGTERM to the main process only: qcluster stops its own workers (a signal to the whole
         # group makes its guard wait for workers that are already gone).
         for process in self.processes:
@@ -156,7 +162,7 @@ class Cluster:
             except ProcessLookupError:
                 pass
             process.wait()
-        self.webhook.close()
+        self.processes = []
 
 
 class WebServer:

@@ -197,3 +197,48 @@ def test_registry_validates_params_and_refuses_unknown_types(db):
     assert not Task.objects.exists()
     with pytest.raises(ValueError):
         register("canary", stages=[("x", 1)])(lambda ctx: None)
+
+
+def test_claim_and_completion_record_what_the_general_path_records(db, temporary_job):
+    """The worker's SQL fast path (claim, completion) writes the task, its stages, its logs and
+    one audit row per change exactly as the state machine's general path does."""
+
+    def two_stages(ctx):
+        ctx.stage("load")
+        ctx.log("info", "loaded", rows=3)
+        ctx.stage("sum")
+        ctx.save_checkpoint({"rows": 3})
+        return {"total": 6}
+
+    name = temporary_job("test.two_stages", two_stages, stages=[("load", 1.0), ("sum", 3.0)])
+    task = task_create(actor=SYSTEM, task_type=name)
+    assert run_task(str(task.pk)) == "completed"
+    task.refresh_from_db()
+    assert (task.status, task.progress, task.result, task.checkpoint) == ("completed", 100.0, {"total": 6}, {"rows": 3})
+    assert task.started_at is not None and task.completed_at >= task.started_at
+    assert task.execution_id is None and task.heartbeat_at is None and task.worker
+    assert [(s.name, s.status, s.progress) for s in task.stages.order_by("position")] == [
+        ("load", "completed", 100.0),
+        ("sum", "completed", 100.0),
+    ]
+    assert list(TaskLog.objects.filter(task=task).values_list("message", "data")) == [("loaded", {"rows": 3})]
+    rows = AuditLog.objects.filter(target_type="task", target_id=str(task.pk)).order_by("id")
+    assert [(a.action, a.from_status, a.to_status, a.actor_name) for a in rows] == [
+        ("task.create", "", "pending", "system"),
+        ("worker.claim", "pending", "processing", "system"),
+        ("worker.complete", "processing", "completed", "system"),
+    ]
+    assert rows[1].details["worker"] == task.worker and rows[1].details["execution_id"]
+
+
+def test_a_task_cancelled_before_completion_is_recorded_keeps_no_result(db, temporary_job):
+    def cancelled_meanwhile(ctx):
+        Task.objects.filter(pk=ctx.task_id).update(status="cancelled")
+        return {"should": "not be stored"}
+
+    name = temporary_job("test.cancelled_meanwhile", cancelled_meanwhile)
+    task = task_create(actor=SYSTEM, task_type=name)
+    assert run_task(str(task.pk)) == "completed"
+    task.refresh_from_db()
+    assert (task.status, task.result, task.execution_id) == ("cancelled", None, None)
+    assert not AuditLog.objects.filter(target_id=str(task.pk), action="worker.complete").exists()

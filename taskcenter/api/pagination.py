@@ -41,7 +41,10 @@ class PagePagination(BasePagination):
         if self.page > self.total_pages:
             raise NotFound(f"Page {self.page} does not exist; there are {self.total_pages} page(s).")
         start = (self.page - 1) * self.page_size
-        return list(queryset[start : start + self.page_size])
+        page = queryset[start : start + self.page_size]
+        # A view that builds its items from a narrower query (values_list) takes the sliced
+        # queryset; the others get the instances.
+        return page if getattr(view, "paginate_lazily", False) else list(page)
 
     def get_paginated_response(self, data):
         return ok(

@@ -34,12 +34,51 @@ class StageSerializer(serializers.ModelSerializer):
         fields = ["stage", "status", "progress"]
 
 
-def iso(value) -> str | None:
-    """A datetime as DRF renders it (ISO 8601 in the current time zone, 'Z' for UTC)."""
+def iso(value, tz=None) -> str | None:
+    """A datetime as DRF renders it (ISO 8601 in the current time zone, 'Z' for UTC).
+
+    ``tz``: the current time zone, when the caller formats many values (looked up once).
+    """
     if value is None:
         return None
-    text = timezone.localtime(value).isoformat()
+    text = value.astimezone(tz or timezone.get_current_timezone()).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+#: The list's fields and the columns they come from (``values_list`` paths): one place for both.
+LIST_COLUMNS = {
+    "task_id": "id",
+    "task_type": "task_type",
+    "batch_code": "batch__batch_code",
+    "status": "status",
+    "progress": "progress",
+    "error_message": "error_message",
+    "error_category": "error_category",
+    "attempt": "attempt",
+    "max_attempts": "max_attempts",
+    "trigger": "trigger",
+    "created_by": "created_by__username",
+    "created_at": "created_at",
+    "started_at": "started_at",
+    "completed_at": "completed_at",
+    "updated_at": "updated_at",
+}
+_DATETIMES = {"created_at", "started_at", "completed_at", "updated_at"}
+
+
+def list_rows(rows) -> list[dict]:
+    """Task list items from ``values_list(*LIST_COLUMNS.values())`` tuples: no model instances,
+    no per-field serializer machinery (the list is the hottest endpoint)."""
+    tz = timezone.get_current_timezone()
+    names = list(LIST_COLUMNS)
+    items = []
+    for row in rows:
+        item = dict(zip(names, row, strict=True))
+        item["task_id"] = str(item["task_id"])
+        for name in _DATETIMES:
+            item[name] = iso(item[name], tz)
+        items.append(item)
+    return items
 
 
 class TaskListSerializer(serializers.ModelSerializer):
@@ -49,27 +88,12 @@ class TaskListSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Task
-        fields = [
-            "task_id",
-            "task_type",
-            "batch_code",
-            "status",
-            "progress",
-            "error_message",
-            "error_category",
-            "attempt",
-            "max_attempts",
-            "trigger",
-            "created_by",
-            "created_at",
-            "started_at",
-            "completed_at",
-            "updated_at",
-        ]
+        fields = list(LIST_COLUMNS)
 
     def to_representation(self, task):
-        # Hand-built: the task list is the hottest endpoint, and DRF's per-field machinery costs
-        # more than the query. The declared fields above still describe it in the schema.
+        # Hand-built from an instance (the detail and single-task answers); the list itself is
+        # built by list_rows. The declared fields above describe both in the schema.
+        tz = timezone.get_current_timezone()
         return {
             "task_id": str(task.id),
             "task_type": task.task_type,
@@ -82,10 +106,10 @@ class TaskListSerializer(serializers.ModelSerializer):
             "max_attempts": task.max_attempts,
             "trigger": task.trigger,
             "created_by": task.created_by.username if task.created_by_id else None,
-            "created_at": iso(task.created_at),
-            "started_at": iso(task.started_at),
-            "completed_at": iso(task.completed_at),
-            "updated_at": iso(task.updated_at),
+            "created_at": iso(task.created_at, tz),
+            "started_at": iso(task.started_at, tz),
+            "completed_at": iso(task.completed_at, tz),
+            "updated_at": iso(task.updated_at, tz),
         }
 
 
@@ -238,6 +262,15 @@ class ClusterSerializer(serializers.Serializer):
     uptime_seconds = serializers.FloatField()
 
 
+class ResourceSerializer(serializers.Serializer):
+    host = serializers.CharField()
+    workers = serializers.IntegerField(help_text="Worker processes reporting.")
+    cpu_percent = serializers.FloatField(help_text="CPU of the host's workers; 100 = one core.")
+    memory_bytes = serializers.IntegerField(help_text="Resident memory of the host's workers.")
+    tasks_per_minute = serializers.FloatField(help_text="Tasks run per minute (last minute).")
+    updated_at = serializers.DateTimeField()
+
+
 class TaskStatisticsSerializer(serializers.Serializer):
     by_status = serializers.DictField(child=serializers.IntegerField())
     by_type = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()))
@@ -246,6 +279,7 @@ class TaskStatisticsSerializer(serializers.Serializer):
     duration_by_type = serializers.DictField(child=DurationSerializer(), help_text="Completed in the last 24 h.")
     queue_depth = serializers.IntegerField(help_text="Messages waiting in the broker.")
     clusters = ClusterSerializer(many=True)
+    resources = ResourceSerializer(many=True, help_text="Worker CPU, memory and task rate per cluster host.")
 
 
 class AuditLogSerializer(serializers.ModelSerializer):

@@ -21,6 +21,7 @@ from taskcenter.errors import NotFound
 from tasks.actors import Actor
 from tasks.api.filters import AuditLogFilter, TaskFilter
 from tasks.api.serializers import (
+    LIST_COLUMNS,
     AuditLogSerializer,
     BatchCancelSerializer,
     BulkResultSerializer,
@@ -32,6 +33,7 @@ from tasks.api.serializers import (
     TaskStatisticsSerializer,
     TaskTypeSerializer,
     TaskUpdateSerializer,
+    list_rows,
 )
 from tasks.models import AuditLog, Task, TaskLog
 from tasks.runtime.registry import job_types
@@ -55,25 +57,6 @@ UUID_REGEX = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0
 VIEW = ["tasks.view_task"]
 
 
-LIST_COLUMNS = [
-    "id",
-    "task_type",
-    "batch__batch_code",
-    "status",
-    "progress",
-    "error_message",
-    "error_category",
-    "attempt",
-    "max_attempts",
-    "trigger",
-    "created_by__username",
-    "created_at",
-    "started_at",
-    "completed_at",
-    "updated_at",
-]
-
-
 def task_queryset():
     return Task.objects.select_related("batch", "created_by")
 
@@ -88,6 +71,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     lookup_url_kwarg = "task_id"
     lookup_value_regex = UUID_REGEX
     filterset_class = TaskFilter
+    paginate_lazily = True
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     action_permissions = {
         "list": VIEW,
@@ -111,13 +95,16 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return super().perform_content_negotiation(request, force=force or self.action == "events")
 
     def get_queryset(self):
-        queryset = task_queryset().order_by("-created_at", "-pk")
-        if self.action == "retrieve":
-            queryset = queryset.prefetch_related("stages")
-        else:
-            # Only the list's columns: no params/result JSON to decode, no full user rows.
-            queryset = queryset.only(*LIST_COLUMNS)
-        return queryset
+        if self.action == "list":
+            # Counted and filtered without joins; list() reads the page's columns as tuples.
+            return Task.objects.order_by("-created_at", "-pk")
+        return task_queryset().prefetch_related("stages")
+
+    def list(self, request):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = page.values_list(*LIST_COLUMNS.values())
+        return self.get_paginated_response(list_rows(rows))
 
     def get_serializer_class(self):
         return TaskDetailSerializer if self.action == "retrieve" else TaskListSerializer

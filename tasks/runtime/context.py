@@ -194,6 +194,10 @@ class TaskContext:
         logs, self._logs = self._logs, []
         return logs
 
+    def restore_logs(self, logs: list[TaskLog]) -> None:
+        """Put back logs taken by :meth:`pending_logs` that could not be written."""
+        self._logs = logs + self._logs
+
     @property
     def checkpoint_data(self) -> dict | None:
         return self._checkpoint

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.db import transaction
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -18,6 +19,11 @@ logger = logging.getLogger(__name__)
 HARD_TIMEOUT_GRACE = 30
 
 WORKER_ENTRY = "tasks.runtime.worker.run_task"
+Q_CLUSTER = settings.Q_CLUSTER
+
+
+def _options(task_id, timeout_seconds: int) -> dict:
+    return {"timeout": int(timeout_seconds) + HARD_TIMEOUT_GRACE, "task_name": f"task-{task_id}"}
 
 
 def enqueue_now(task_id: uuid.UUID | str, *, timeout_seconds: int, record: bool = True) -> bool:
@@ -31,7 +37,7 @@ def enqueue_now(task_id: uuid.UUID | str, *, timeout_seconds: int, record: bool 
         async_task(
             WORKER_ENTRY,
             str(task_id),
-            q_options={"timeout": int(timeout_seconds) + HARD_TIMEOUT_GRACE, "task_name": f"task-{task_id}"},
+            q_options=_options(task_id, timeout_seconds),
         )
     except Exception:  # the broker is down: the watchdog will retry
         logger.exception("could not enqueue task %s; the watchdog will re-enqueue it", task_id)
@@ -43,10 +49,22 @@ def enqueue_now(task_id: uuid.UUID | str, *, timeout_seconds: int, record: bool 
     return True
 
 
-def enqueue_on_commit(task_id: uuid.UUID | str, *, timeout_seconds: int) -> None:
-    """Enqueue after the surrounding transaction commits (a worker must see the pending row).
+def _broker_shares_the_transaction() -> bool:
+    """True when django-q2's broker is the ORM on our own database connection."""
+    return Q_CLUSTER.get("orm") == DEFAULT_DB_ALIAS and not Q_CLUSTER.get("redis")
 
-    The caller sets ``enqueued_at`` in the same write that made the task pending, so the
-    hand-over costs no extra write; if it fails, ``enqueue_now`` clears it for the watchdog.
+
+def enqueue_on_commit(task_id: uuid.UUID | str, *, timeout_seconds: int) -> None:
+    """Make the message visible to workers when the surrounding transaction commits, not before
+    (a worker must see the pending row).
+
+    With the ORM broker on our own database the message row is written inside the transaction:
+    it commits (or rolls back) with the task, and costs no write transaction of its own. With
+    another broker (Redis) it is sent after commit; the caller sets ``enqueued_at`` in the same
+    write that made the task pending, and if the send fails, ``enqueue_now`` clears it for the
+    watchdog.
     """
+    if _broker_shares_the_transaction() and transaction.get_connection().in_atomic_block:
+        async_task(WORKER_ENTRY, str(task_id), q_options=_options(task_id, timeout_seconds))
+        return
     transaction.on_commit(lambda: enqueue_now(task_id, timeout_seconds=timeout_seconds, record=False))

@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import socket
+import time
 import traceback
 import uuid
 from datetime import timedelta
@@ -23,8 +24,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
+from taskcenter import metrics
 from taskcenter.errors import IllegalTransition, InvalidInput, NotFound
 from tasks.models import Task, TaskLog
+from tasks.runtime import hotpath, resources
 from tasks.runtime.context import TaskContext
 from tasks.runtime.errors import Cancelled, ClaimLost, JobError, Paused, TimedOut
 from tasks.runtime.queue import enqueue_now
@@ -35,9 +38,12 @@ from tasks.states import RETRYABLE_CATEGORIES, ErrorCategory, LogLevel, TaskStat
 logger = logging.getLogger("taskcenter.worker")
 
 
+_HOST = socket.gethostname()
+
+
 def worker_name() -> str:
     # Worker processes are forked: read the pid at call time.
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_HOST}:{os.getpid()}"
 
 
 def run_task(task_id: str) -> str:
@@ -48,10 +54,14 @@ def run_task(task_id: str) -> str:
         logger.warning("ignoring message for malformed task id %r", task_id)
         return "ignored"
     execution_id = uuid.uuid4()
-    claimed = _claim(task_id, execution_id)
-    if claimed != "claimed":
-        return claimed
-    job_task = Task.objects.get(pk=task_id)
+    job_task = hotpath.claim(task_id, execution_id, worker_name())
+    if job_task is None:
+        # Not claimable as a due pending task: the general path says why (or wins a late race).
+        claimed = _claim(task_id, execution_id)
+        if claimed != "claimed":
+            return claimed
+        job_task = Task.objects.get(pk=task_id)
+    resources.count_task()  # claimed: a run, whatever its outcome (duplicates and refusals are not)
     try:
         job = get_job_type(job_task.task_type)
     except InvalidInput:  # a type that was unregistered since the task was created
@@ -60,6 +70,7 @@ def run_task(task_id: str) -> str:
         _fail(job_task.pk, execution_id, None, ErrorCategory.CONFIG, f"unknown task type {job_task.task_type!r}", "")
         return "failed"
     ctx = TaskContext(task=job_task, job=job, execution_id=execution_id)
+    started = time.monotonic()
     try:
         result = job.func(ctx)
     except (Cancelled, Paused) as interrupt:
@@ -78,7 +89,8 @@ def run_task(task_id: str) -> str:
         message = f"{exc.__class__.__name__}: {exc}"
         _fail(job_task.pk, execution_id, ctx, ErrorCategory.SYSTEM, message, traceback.format_exc(), job)
         return "failed"
-    _complete(ctx, result)
+    if _complete(ctx, result):
+        metrics.TASK_DURATION.labels(job.name).observe(time.monotonic() - started)
     return "completed"
 
 
@@ -110,7 +122,12 @@ def _claim(task_id: uuid.UUID, execution_id: uuid.UUID) -> str:
     return "claimed"
 
 
-def _complete(ctx: TaskContext, result) -> None:
+def _complete(ctx: TaskContext, result) -> bool:
+    """Record the result; False when a user's cancel or pause got there first (no result)."""
+    logs = ctx.pending_logs()
+    if hotpath.complete(ctx.task_id, ctx.execution_id, result=result, checkpoint=ctx.checkpoint_data, logs=logs):
+        return True
+    ctx.restore_logs(logs)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -135,6 +152,8 @@ def _complete(ctx: TaskContext, result) -> None:
         # Cancelled or paused between the job's last check and its return: that decision wins,
         # and no result is written.
         _release(ctx, reason="stopped before completion was recorded")
+        return False
+    return True
 
 
 def _release(ctx: TaskContext, *, reason: str) -> None:
@@ -159,9 +178,12 @@ def _release(ctx: TaskContext, *, reason: str) -> None:
             TaskLog.objects.bulk_create(logs)
     if not released:
         return
+    row = Task.objects.filter(pk=ctx.task_id).values_list("status", "updated_at").first()
+    status, changed_at = row if row else (None, None)
+    if status == TaskStatus.CANCELLED and changed_at:
+        metrics.CANCEL_LATENCY.observe(max(0.0, (timezone.now() - changed_at).total_seconds()))
     # Resumed (or retried) while this execution was winding down: its claim attempt was refused
     # because we still held the task, so hand it to the broker again now that we let go.
-    status = Task.objects.filter(pk=ctx.task_id).values_list("status", flat=True).first()
     if status == TaskStatus.PENDING:
         enqueue_now(ctx.task_id, timeout_seconds=ctx.job.timeout_seconds)
 
@@ -247,6 +269,7 @@ def fail_task(
                 job = get_job_type(task.task_type)
             except InvalidInput:
                 job = None
+        transaction.on_commit(lambda: metrics.TASK_FAILURES.labels(task.task_type, category).inc())
         if job is not None and category in RETRYABLE_CATEGORIES and task.attempt < task.max_attempts:
             delay = retry_delay(job, task.attempt)
             transition(
@@ -261,6 +284,7 @@ def fail_task(
                 },
                 details={"delay_seconds": round(delay, 3), "after_attempt": task.attempt},
             )
+            transaction.on_commit(lambda: metrics.TASK_RETRIES.labels(task.task_type, category).inc())
             TaskLog.objects.create(
                 task_id=task_id,
                 timestamp=now,

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from tasks.admin_helpers import progress_bar, status_badge
 from tasks.models import Task
-from tasks.selectors import live_clusters, queue_depth
+from tasks.selectors import live_clusters, queue_depth, worker_resources
 from tasks.states import TaskStatus
 
 register = template.Library()
@@ -70,5 +70,6 @@ def taskcenter_dashboard():
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
         "clusters": live_clusters(),
+        "resources": worker_resources(),
         "queue_depth": queue_depth(),
     }

@@ -1,0 +1,44 @@
+"""Request throttling with one counter per client and time window.
+
+DRF's ``SimpleRateThrottle`` keeps every request's timestamp of the last window in one cache
+entry and rewrites the whole list on each request: at 6,000/min that is a list of up to 6,000
+floats pickled (and, with the file cache, compressed and written to disk) per request. Here the
+window is fixed and the entry is a counter: one ``incr`` per request (atomic with Redis; with the
+file cache two processes may occasionally count one request once — a throttle is a guard, not a
+meter). A fixed window lets a client send up to twice the rate across a window boundary.
+"""
+
+from __future__ import annotations
+
+from rest_framework import throttling
+
+
+class WindowCounterMixin:
+    def allow_request(self, request, view):
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        now = self.timer()
+        window = int(now // self.duration)
+        key = f"{self.key}:{window}"
+        try:
+            count = self.cache.incr(key)
+        except ValueError:  # first request of this window
+            count = 1
+            if not self.cache.add(key, 1, self.duration + 1):
+                count = self.cache.incr(key)  # another process started the window first
+        self.wait_seconds = (window + 1) * self.duration - now
+        return count <= self.num_requests
+
+    def wait(self):
+        return self.wait_seconds
+
+
+class AnonRateThrottle(WindowCounterMixin, throttling.AnonRateThrottle):
+    pass
+
+
+class UserRateThrottle(WindowCounterMixin, throttling.UserRateThrottle):
+    pass

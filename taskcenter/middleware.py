@@ -1,0 +1,56 @@
+"""Per-request metrics and the access log line of every API call."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from functools import lru_cache
+
+from taskcenter import metrics
+
+access_log = logging.getLogger("taskcenter.access")
+
+
+_GROUP = re.compile(r"\(\?P<(\w+)>[^()]*\)")
+
+
+@lru_cache(maxsize=512)
+def readable_route(pattern: str) -> str:
+    """``/api/v1/^tasks/(?P<task_id>[^/.]+)$`` → ``/api/v1/tasks/{task_id}``."""
+    return _GROUP.sub(r"{\1}", pattern).replace("^", "").replace("$", "")
+
+
+class RequestMetricsMiddleware:
+    """Times every request; counts it by route (the URL pattern, never the raw path, so ids do
+    not explode the label set) and writes one structured line per ``/api/`` call."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        elapsed = time.perf_counter() - started
+        match = getattr(request, "resolver_match", None)
+        route = readable_route("/" + match.route) if match is not None else "unmatched"
+        metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        metrics.HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+        if request.path.startswith("/api/"):
+            user = getattr(request, "user", None)
+            access_log.info(
+                "%s %s %s %.1f ms",
+                request.method,
+                route,
+                response.status_code,
+                elapsed * 1000,
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "user": user.get_username() if user is not None and user.is_authenticated else None,
+                },
+            )
+        return response

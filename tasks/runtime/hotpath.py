@@ -1,0 +1,163 @@
+"""The worker's two per-task writes — claim and completion — as plain SQL.
+
+Every task passes through exactly these two transitions, and through Django's query builder
+they cost several times the statements themselves (measured: ~4.6 ms of a 0-second canary's
+run, of which SQLite spent ~0.4 ms). Here each is one short transaction of hand-written
+statements, with the same meaning as :func:`tasks.services.transition`:
+
+- a compare-and-set ``UPDATE … WHERE id = … AND status = <from>`` (plus the fencing token),
+- the AuditLog row of the change in the same transaction,
+- legality taken from the one transition table (checked at import).
+
+When the compare-and-set finds nothing to change, the caller falls back to the general path,
+which reads the row and says why (gone, not claimable, cancelled meanwhile …): the fast path
+only ever decides the common case, never a refusal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from tasks.actors import SYSTEM
+from tasks.audit import audit
+from tasks.models import Task, TaskLog, TaskStage
+from tasks.states import StageStatus, TaskStatus, is_legal
+
+assert is_legal(TaskStatus.PENDING, TaskStatus.PROCESSING)
+assert is_legal(TaskStatus.PROCESSING, TaskStatus.COMPLETED)
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _prep(model, name: str, value):
+    """``value`` as the database driver wants it for ``model.name`` (UUID, JSON, datetime)."""
+    return model._meta.get_field(name).get_db_prep_save(value, connection)
+
+
+def _load(model, name: str, value):
+    field = model._meta.get_field(name)
+    converter = getattr(field, "from_db_value", None)
+    return converter(value, None, connection) if converter else value
+
+
+def _supports_returning() -> bool:
+    # PostgreSQL always; SQLite from 3.35 (Django 5.2 supports 3.31+).
+    return connection.vendor == "postgresql" or (
+        connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35)
+    )
+
+
+def _prep_dt(value: datetime):
+    return _prep(Task, "updated_at", value)
+
+
+def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> Task | None:
+    """``pending → processing`` for a due task that no execution holds, with the fencing token
+    ``execution_id``. Returns the claimed task as the worker needs it (read with the update, no
+    second query), or None when the task is not a due, unheld pending task."""
+    now = timezone.now()
+    when = _prep_dt(now)
+    columns = "task_type, params, attempt, max_attempts, checkpoint, progress, batch_id"
+    sql = (
+        f"UPDATE {_table(Task)} SET status = %s, execution_id = %s, worker = %s, heartbeat_at = %s,"
+        " started_at = COALESCE(started_at, %s), next_attempt_at = NULL, error_message = '',"
+        " error_category = NULL, updated_at = %s"
+        " WHERE id = %s AND status = %s AND execution_id IS NULL"
+        " AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
+    )
+    params = [
+        TaskStatus.PROCESSING,
+        _prep(Task, "execution_id", execution_id),
+        worker,
+        when,
+        when,
+        when,
+        _prep(Task, "id", task_id),
+        TaskStatus.PENDING,
+        when,
+    ]
+    returning = _supports_returning()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql + (f" RETURNING {columns}" if returning else ""), params)
+        if returning:
+            row = cursor.fetchone()
+        elif cursor.rowcount:
+            cursor.execute(f"SELECT {columns} FROM {_table(Task)} WHERE id = %s", [params[6]])
+            row = cursor.fetchone()
+        else:
+            row = None
+        if row is None:
+            return None
+        audit(
+            actor=SYSTEM,
+            action="worker.claim",
+            target_type="task",
+            target_id=task_id,
+            from_status=TaskStatus.PENDING,
+            to_status=TaskStatus.PROCESSING,
+            details={"execution_id": str(execution_id), "worker": worker},
+        )
+    task_type, params_raw, attempt, max_attempts, checkpoint_raw, progress, batch_id = row
+    task = Task(
+        id=task_id,
+        task_type=task_type,
+        status=TaskStatus.PROCESSING,
+        params=_load(Task, "params", params_raw),
+        attempt=attempt,
+        max_attempts=max_attempts,
+        checkpoint=_load(Task, "checkpoint", checkpoint_raw),
+        progress=progress,
+        batch_id=batch_id,
+        execution_id=execution_id,
+        worker=worker,
+    )
+    return task
+
+
+def complete(task_id: uuid.UUID, execution_id: uuid.UUID, *, result, checkpoint, logs) -> bool:
+    """``processing → completed`` for the execution ``execution_id`` with its result; every stage is
+    marked completed and the buffered ``logs`` are written. False (nothing written) when the
+    execution no longer holds a processing task."""
+    now = timezone.now()
+    when = _prep_dt(now)
+    pk = _prep(Task, "id", task_id)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_table(Task)} SET status = %s, result = %s, progress = 100.0, completed_at = %s,"
+            " execution_id = NULL, heartbeat_at = NULL, checkpoint = %s, updated_at = %s"
+            " WHERE id = %s AND status = %s AND execution_id = %s",
+            [
+                TaskStatus.COMPLETED,
+                _prep(Task, "result", result),
+                when,
+                _prep(Task, "checkpoint", checkpoint),
+                when,
+                pk,
+                TaskStatus.PROCESSING,
+                _prep(Task, "execution_id", execution_id),
+            ],
+        )
+        if cursor.rowcount != 1:
+            return False
+        audit(
+            actor=SYSTEM,
+            action="worker.complete",
+            target_type="task",
+            target_id=task_id,
+            from_status=TaskStatus.PROCESSING,
+            to_status=TaskStatus.COMPLETED,
+            details={},
+        )
+        cursor.execute(
+            f"UPDATE {_table(TaskStage)} SET status = %s, progress = 100.0 WHERE task_id = %s",
+            [StageStatus.COMPLETED, pk],
+        )
+        if logs:
+            TaskLog.objects.bulk_create(logs)
+    return True

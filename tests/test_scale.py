@@ -1,0 +1,106 @@
+"""Scale-out: two clusters (as on two machines) against PostgreSQL and Redis; one is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from django.db import connection
+
+from tasks.models import AuditLog, Task
+from tests.cluster import ROOT, Cluster, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.postgres]
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+TASKS = 500
+
+
+def redis_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def two_clusters(request, transactional_db, tmp_path):
+    if connection.vendor != "postgresql":
+        pytest.skip("scale-out runs on PostgreSQL (run the suite with DATABASE_URL=postgres://…)")
+    if not redis_answers():
+        pytest.skip("Redis does not answer on 127.0.0.1:6379")
+    import redis
+
+    # Only the two clusters under test may work on this database: the suite's own cluster (ORM
+    # broker, its own trace directory) would otherwise take tasks its watchdog re-enqueues.
+    session_cluster = request.getfixturevalue("qcluster_session")
+    session_cluster.halt()
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    env = {
+        "REDIS_URL": REDIS_URL,
+        "TASKCENTER_CANARY_TRACE_DIR": str(trace),
+        # A message the killed cluster had taken is gone with it (Redis): hand it over again soon.
+        "TASKCENTER_REQUEUE_AFTER_SECONDS": "3",
+    }
+    clusters = [Cluster(tmp_path / name, extra_env=env).start() for name in ("machine-a", "machine-b")]
+    yield clusters, trace
+    for cluster in clusters:
+        cluster.stop()
+    session_cluster.start()
+
+
+def test_two_clusters_run_every_task_exactly_once_when_one_is_killed(two_clusters):
+    (machine_a, machine_b), trace = two_clusters
+    # The tasks come from a client process configured like the web servers (Redis broker), all at
+    # once (one transaction, handed to the broker on commit): the run is then bound by the work,
+    # so machine A is surely busy when it dies.
+    create = (
+        "from django.db import transaction\n"
+        "from tasks.actors import SYSTEM; from tasks.services import task_create\n"
+        "with transaction.atomic():\n"
+        f"    for _ in range({TASKS}):\n"
+        "        task_create(actor=SYSTEM, task_type='canary', params={'seconds': 0.05, 'steps': 2})"
+    )
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "shell", "-c", create], env=machine_a.env, check=True)
+    canaries = Task.objects.filter(task_type="canary")
+    assert canaries.count() == TASKS
+
+    wait_for(lambda: canaries.filter(status="completed").count() >= 100, timeout=120, message="100 completions")
+    pids = {
+        name: {child.pid for child in psutil.Process(cluster.qcluster.pid).children(recursive=True)}
+        for name, cluster in (("a", machine_a), ("b", machine_b))
+    }
+    ran_on = {int(w.rsplit(":", 1)[1]) for w in canaries.exclude(worker="").values_list("worker", flat=True)}
+    assert ran_on & pids["a"] and ran_on & pids["b"], "both clusters took tasks"
+    os.killpg(machine_a.qcluster.pid, signal.SIGKILL)  # machine A's cluster dies, mid-run
+    killed_at = canaries.filter(status="completed").count()
+    assert killed_at < TASKS, "the kill happened while work remained"
+
+    wait_for(
+        lambda: canaries.filter(status="completed").count() == TASKS,
+        timeout=180,
+        interval=0.2,
+        message=f"all {TASKS} tasks to complete on the surviving cluster",
+    )
+    time.sleep(1)  # duplicates, if any, would still be running now
+    completions = AuditLog.objects.filter(
+        action="worker.complete", target_id__in=[str(pk) for pk in canaries.values_list("pk", flat=True)]
+    )
+    assert completions.count() == TASKS, "each task completed exactly once"
+    ids = [str(pk) for pk in canaries.values_list("pk", flat=True)]
+    recovered = AuditLog.objects.filter(action="watchdog.worker_lost", target_id__in=ids).count()
+    assert recovered >= 1, "the killed cluster's running tasks were recovered by the watchdog"
+    for task in canaries:
+        steps = (trace / f"{task.pk}.steps").read_text().split("\n")
+        assert {int(line.split()[0]) for line in steps if line} == {1, 2}, "every step ran"
+        assert task.result["steps_done"] == 2
