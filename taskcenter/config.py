@@ -86,7 +86,7 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict:
         if not path.is_absolute():
             path = base_dir / path
         return {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "taskcenter.db.sqlite3",
             "NAME": str(path),
             "OPTIONS": dict(SQLITE_OPTIONS),
             # django-q2's ORM broker calls close_old_connections() on every broker call: with a

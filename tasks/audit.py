@@ -13,7 +13,7 @@ from tasks.models import AuditLog
 logger = logging.getLogger("taskcenter.audit")
 
 
-def audit(
+def audit_entry(
     *,
     actor: Actor,
     action: str,
@@ -22,31 +22,47 @@ def audit(
     from_status: str = "",
     to_status: str = "",
     details: dict | None = None,
-) -> None:
-    insert_rows(
-        [
-            AuditLog(
-                actor_id=actor.user_id,
-                actor_name=actor.name,
-                action=action,
-                target_type=target_type,
-                target_id=str(target_id),
-                from_status=from_status or "",
-                to_status=to_status or "",
-                details=details or {},
-                client_address=actor.address,
-            )
-        ]
+) -> AuditLog:
+    """The (unsaved) audit row of a change; hot paths prepare its INSERT before their transaction
+    and call :func:`log_on_commit` inside it."""
+    return AuditLog(
+        actor_id=actor.user_id,
+        actor_name=actor.name,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        from_status=from_status or "",
+        to_status=to_status or "",
+        details=details or {},
+        client_address=actor.address,
     )
-    if to_status and logger.isEnabledFor(logging.INFO):
-        # One structured line per state change, once it is committed.
+
+
+def audit(**change) -> None:
+    """Write the audit row of a change (arguments of :func:`audit_entry`) in the current
+    transaction, and its log line once that commits."""
+    entry = audit_entry(**change)
+    insert_rows([entry])
+    log_on_commit(entry)
+
+
+def log_on_commit(entry: AuditLog) -> None:
+    """One structured log line per state change, once the transaction commits."""
+    if entry.to_status and logger.isEnabledFor(logging.INFO):
         fields = {
-            "action": action,
-            "target": f"{target_type}:{target_id}",
-            "from_status": from_status or None,
-            "to_status": to_status,
-            "actor": actor.name,
+            "action": entry.action,
+            "target": f"{entry.target_type}:{entry.target_id}",
+            "from_status": entry.from_status or None,
+            "to_status": entry.to_status,
+            "actor": entry.actor_name,
         }
         transaction.on_commit(
-            lambda: logger.info("%s %s %s → %s", action, fields["target"], from_status or "-", to_status, extra=fields)
+            lambda: logger.info(
+                "%s %s %s → %s",
+                entry.action,
+                fields["target"],
+                entry.from_status or "-",
+                entry.to_status,
+                extra=fields,
+            )
         )

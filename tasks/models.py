@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from tasks.states import ErrorCategory, LogLevel, StageStatus, TaskStatus, Trigger
@@ -20,6 +21,7 @@ class Task(models.Model):
         on_delete=models.CASCADE,
         related_name="tasks",
         verbose_name=_("batch"),
+        db_index=False,  # task_batch_created_idx serves lookups by batch
     )
     task_type = models.CharField(_("task type"), max_length=64)
     status = models.CharField(_("status"), max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING)
@@ -56,6 +58,8 @@ class Task(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         verbose_name=_("created by"),
+        # Only deleting a user looks tasks up by creator: not worth a write on every task.
+        db_index=False,
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
@@ -72,17 +76,25 @@ class Task(models.Model):
             ("pause_task", _("Can pause and resume tasks")),
             ("retry_task", _("Can retry tasks")),
         ]
+        # Every index costs each write of a task (on SQLite, a page written per index touched), so
+        # the ones that serve only some rows are partial: a pending task enters four of them.
         indexes = [
             # The list endpoint: newest first, optionally by status / type / batch / trigger.
             models.Index(fields=["-created_at"], name="task_created_idx"),
             models.Index(fields=["status", "-created_at"], name="task_status_created_idx"),
             models.Index(fields=["task_type", "-created_at"], name="task_type_created_idx"),
-            models.Index(fields=["batch", "-created_at"], name="task_batch_created_idx"),
+            models.Index(
+                fields=["batch", "-created_at"], name="task_batch_tasks_idx", condition=Q(batch__isnull=False)
+            ),
             models.Index(fields=["trigger", "-created_at"], name="task_trigger_created_idx"),
-            # Watchdog: processing tasks by heartbeat, pending tasks by due time.
-            models.Index(fields=["status", "heartbeat_at"], name="task_status_heartbeat_idx"),
-            models.Index(fields=["status", "next_attempt_at"], name="task_status_due_idx"),
-            models.Index(fields=["status", "completed_at"], name="task_status_completed_idx"),
+            # Watchdog: the executions held now — a handful of rows however many tasks there are.
+            models.Index(
+                fields=["status", "heartbeat_at"], name="task_held_idx", condition=Q(execution_id__isnull=False)
+            ),
+            # Statistics, dashboard and retention: finished tasks by completion time.
+            models.Index(
+                fields=["status", "completed_at"], name="task_finished_idx", condition=Q(completed_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -90,7 +102,10 @@ class Task(models.Model):
 
 
 class TaskStage(models.Model):
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="stages", verbose_name=_("task"))
+    # stage_unique_name (task, name) serves lookups by task.
+    task = models.ForeignKey(
+        Task, on_delete=models.CASCADE, related_name="stages", verbose_name=_("task"), db_index=False
+    )
     name = models.CharField(_("stage"), max_length=64)
     position = models.PositiveSmallIntegerField(_("position"))
     #: Share of the task's overall progress this stage carries (weights of a task sum to 1).
@@ -112,7 +127,10 @@ class TaskStage(models.Model):
 
 
 class TaskLog(models.Model):
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="logs", verbose_name=_("task"))
+    # tasklog_task_id_idx (task, id) serves lookups by task.
+    task = models.ForeignKey(
+        Task, on_delete=models.CASCADE, related_name="logs", verbose_name=_("task"), db_index=False
+    )
     timestamp = models.DateTimeField(_("time"))
     level = models.PositiveSmallIntegerField(_("level"), choices=LogLevel.choices, default=LogLevel.INFO)
     message = models.TextField(_("message"))
@@ -141,6 +159,8 @@ class AuditLog(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         verbose_name=_("actor"),
+        # Only deleting a user looks entries up by actor id; filters go by actor_name.
+        db_index=False,
     )
     #: The actor's username at the time (kept when the user is deleted); "system" for workers.
     actor_name = models.CharField(_("actor name"), max_length=150, default="system")
@@ -159,7 +179,7 @@ class AuditLog(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["target_type", "target_id", "id"], name="audit_target_idx"),
-            models.Index(fields=["actor", "-id"], name="audit_actor_idx"),
+            models.Index(fields=["actor_name", "-id"], name="audit_actor_name_idx"),
             models.Index(fields=["action", "-id"], name="audit_action_idx"),
             models.Index(fields=["created_at"], name="audit_created_idx"),
         ]

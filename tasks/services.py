@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from taskcenter.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from tasks.actors import SYSTEM, Actor
-from tasks.audit import audit
-from tasks.fastinsert import insert_rows
+from tasks.audit import audit, audit_entry, log_on_commit
+from tasks.fastinsert import execute, insert_statements
 from tasks.models import Task, TaskStage
-from tasks.runtime.queue import enqueue_on_commit
+from tasks.runtime.queue import enqueue_on_commit, prepare_enqueue
 from tasks.runtime.registry import get_job_type
 from tasks.states import ACTIVE_STATUSES, TaskStatus, Trigger, is_legal
 
@@ -147,32 +147,35 @@ def task_create(
 
 
 def _create_task(*, actor: Actor, job, params: dict, batch, trigger: str) -> Task:
+    task = Task(
+        task_type=job.name,
+        params=params,
+        batch=batch,
+        trigger=trigger,
+        max_attempts=job.max_attempts,
+        created_by=actor.user,
+        enqueued_at=timezone.now(),  # handed to the broker with this transaction (or right after it)
+    )
+    stages = [
+        TaskStage(task=task, name=name, position=index, weight=weight)
+        for index, (name, weight) in enumerate(job.stage_weights())
+    ]
+    entry = audit_entry(
+        actor=actor,
+        action="task.create",
+        target_type="task",
+        target_id=task.pk,
+        to_status=TaskStatus.PENDING,
+        details={"task_type": job.name, "batch_code": batch.batch_code if batch else None, "trigger": trigger},
+    )
+    # Everything is prepared before the transaction: on SQLite it holds the database's only
+    # write lock, so it should last as long as the statements and no longer.
+    rows = insert_statements([task]) + insert_statements(stages) + insert_statements([entry])
+    message = prepare_enqueue(task.pk, timeout_seconds=job.timeout_seconds)
     with transaction.atomic():
-        task = Task(
-            task_type=job.name,
-            params=params,
-            batch=batch,
-            trigger=trigger,
-            max_attempts=job.max_attempts,
-            created_by=actor.user,
-            enqueued_at=timezone.now(),  # handed to the broker with this transaction (or right after it)
-        )
-        insert_rows([task])
-        insert_rows(
-            [
-                TaskStage(task=task, name=name, position=index, weight=weight)
-                for index, (name, weight) in enumerate(job.stage_weights())
-            ]
-        )
-        audit(
-            actor=actor,
-            action="task.create",
-            target_type="task",
-            target_id=task.pk,
-            to_status=TaskStatus.PENDING,
-            details={"task_type": job.name, "batch_code": batch.batch_code if batch else None, "trigger": trigger},
-        )
-        enqueue_on_commit(task.pk, timeout_seconds=job.timeout_seconds)
+        execute(rows)
+        log_on_commit(entry)
+        enqueue_on_commit(task.pk, timeout_seconds=job.timeout_seconds, prepared=message)
     return task
 
 

@@ -74,8 +74,8 @@ def test_no_missing_migrations(tmp_path):
 @pytest.mark.parametrize(
     ("url", "engine", "name"),
     [
-        ("sqlite:///var/x.sqlite3", "django.db.backends.sqlite3", str(ROOT / "var/x.sqlite3")),
-        ("sqlite:////tmp/abs.sqlite3", "django.db.backends.sqlite3", "/tmp/abs.sqlite3"),
+        ("sqlite:///var/x.sqlite3", "taskcenter.db.sqlite3", str(ROOT / "var/x.sqlite3")),
+        ("sqlite:////tmp/abs.sqlite3", "taskcenter.db.sqlite3", "/tmp/abs.sqlite3"),
         ("postgres://u:p%40ss@db.example:6543/tc?sslmode=require", "django.db.backends.postgresql", "tc"),
     ],
 )

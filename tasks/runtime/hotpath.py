@@ -23,8 +23,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from tasks.actors import SYSTEM
-from tasks.audit import audit
-from tasks.models import Task, TaskLog, TaskStage
+from tasks.audit import audit_entry, log_on_commit
+from tasks.fastinsert import execute, insert_statements
+from tasks.models import Task, TaskStage
 from tasks.states import StageStatus, TaskStatus, is_legal
 
 assert is_legal(TaskStatus.PENDING, TaskStatus.PROCESSING)
@@ -61,8 +62,8 @@ def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> Task | No
     """``pending → processing`` for a due task that no execution holds, with the fencing token
     ``execution_id``. Returns the claimed task as the worker needs it (read with the update, no
     second query), or None when the task is not a due, unheld pending task."""
-    now = timezone.now()
-    when = _prep_dt(now)
+    when = _prep_dt(timezone.now())
+    pk = _prep(Task, "id", task_id)
     columns = "task_type, params, attempt, max_attempts, checkpoint, progress, batch_id"
     sql = (
         f"UPDATE {_table(Task)} SET status = %s, execution_id = %s, worker = %s, heartbeat_at = %s,"
@@ -78,33 +79,36 @@ def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> Task | No
         when,
         when,
         when,
-        _prep(Task, "id", task_id),
+        pk,
         TaskStatus.PENDING,
         when,
     ]
+    entry = audit_entry(
+        actor=SYSTEM,
+        action="worker.claim",
+        target_type="task",
+        target_id=task_id,
+        from_status=TaskStatus.PENDING,
+        to_status=TaskStatus.PROCESSING,
+        details={"execution_id": str(execution_id), "worker": worker},
+    )
+    audit_row = insert_statements([entry])
     returning = _supports_returning()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql + (f" RETURNING {columns}" if returning else ""), params)
         if returning:
             row = cursor.fetchone()
         elif cursor.rowcount:
-            cursor.execute(f"SELECT {columns} FROM {_table(Task)} WHERE id = %s", [params[6]])
+            cursor.execute(f"SELECT {columns} FROM {_table(Task)} WHERE id = %s", [pk])
             row = cursor.fetchone()
         else:
             row = None
         if row is None:
             return None
-        audit(
-            actor=SYSTEM,
-            action="worker.claim",
-            target_type="task",
-            target_id=task_id,
-            from_status=TaskStatus.PENDING,
-            to_status=TaskStatus.PROCESSING,
-            details={"execution_id": str(execution_id), "worker": worker},
-        )
+        execute(audit_row)
+        log_on_commit(entry)
     task_type, params_raw, attempt, max_attempts, checkpoint_raw, progress, batch_id = row
-    task = Task(
+    return Task(
         id=task_id,
         task_type=task_type,
         status=TaskStatus.PROCESSING,
@@ -117,47 +121,49 @@ def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> Task | No
         execution_id=execution_id,
         worker=worker,
     )
-    return task
 
 
 def complete(task_id: uuid.UUID, execution_id: uuid.UUID, *, result, checkpoint, logs) -> bool:
     """``processing → completed`` for the execution ``execution_id`` with its result; every stage is
     marked completed and the buffered ``logs`` are written. False (nothing written) when the
     execution no longer holds a processing task."""
-    now = timezone.now()
-    when = _prep_dt(now)
+    when = _prep_dt(timezone.now())
     pk = _prep(Task, "id", task_id)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_table(Task)} SET status = %s, result = %s, progress = 100.0, completed_at = %s,"
-            " execution_id = NULL, heartbeat_at = NULL, checkpoint = %s, updated_at = %s"
-            " WHERE id = %s AND status = %s AND execution_id = %s",
-            [
-                TaskStatus.COMPLETED,
-                _prep(Task, "result", result),
-                when,
-                _prep(Task, "checkpoint", checkpoint),
-                when,
-                pk,
-                TaskStatus.PROCESSING,
-                _prep(Task, "execution_id", execution_id),
-            ],
-        )
-        if cursor.rowcount != 1:
-            return False
-        audit(
-            actor=SYSTEM,
-            action="worker.complete",
-            target_type="task",
-            target_id=task_id,
-            from_status=TaskStatus.PROCESSING,
-            to_status=TaskStatus.COMPLETED,
-            details={},
-        )
-        cursor.execute(
+    update = (
+        f"UPDATE {_table(Task)} SET status = %s, result = %s, progress = 100.0, completed_at = %s,"
+        " execution_id = NULL, heartbeat_at = NULL, checkpoint = %s, updated_at = %s"
+        " WHERE id = %s AND status = %s AND execution_id = %s",
+        [
+            TaskStatus.COMPLETED,
+            _prep(Task, "result", result),
+            when,
+            _prep(Task, "checkpoint", checkpoint),
+            when,
+            pk,
+            TaskStatus.PROCESSING,
+            _prep(Task, "execution_id", execution_id),
+        ],
+    )
+    entry = audit_entry(
+        actor=SYSTEM,
+        action="worker.complete",
+        target_type="task",
+        target_id=task_id,
+        from_status=TaskStatus.PROCESSING,
+        to_status=TaskStatus.COMPLETED,
+    )
+    rest = [
+        *insert_statements([entry]),
+        (
             f"UPDATE {_table(TaskStage)} SET status = %s, progress = 100.0 WHERE task_id = %s",
             [StageStatus.COMPLETED, pk],
-        )
-        if logs:
-            TaskLog.objects.bulk_create(logs)
+        ),
+        *insert_statements(logs),
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(*update)
+        if cursor.rowcount != 1:
+            return False
+        execute(rest)
+        log_on_commit(entry)
     return True

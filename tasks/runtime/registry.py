@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rest_framework import serializers
 
 from taskcenter.errors import InvalidInput
+
+_VALIDATORS = threading.local()
 
 
 @dataclass(frozen=True)
@@ -51,17 +54,29 @@ class JobType:
                     errors={"params": [f"Unknown field(s): {', '.join(sorted(params))}."]},
                 )
             return {}
-        serializer = self.params_serializer(data=params)
+        serializer = self._params_validator()
         unknown = sorted(set(params) - set(serializer.fields))
         errors: dict[str, list[str]] = {}
         if unknown:
             errors["params"] = [f"Unknown field(s): {', '.join(unknown)}."]
-        if not serializer.is_valid():
-            for key, messages in _flatten(serializer.errors).items():
+        try:
+            validated = serializer.run_validation(params)
+        except serializers.ValidationError as exc:
+            for key, messages in _flatten(exc.detail).items():
                 errors[f"params.{key}" if key != "non_field_errors" else "params"] = messages
         if errors:
             raise InvalidInput(f"invalid params for task type {self.name!r}", errors=errors)
-        return dict(serializer.validated_data)
+        return dict(validated)
+
+    def _params_validator(self) -> serializers.Serializer:
+        """One params serializer per type and thread, used through ``run_validation`` (what
+        ``is_valid`` calls): a new serializer deep-copies its fields, which cost more than the
+        rest of creating a task."""
+        validators = _VALIDATORS.__dict__.setdefault("by_type", {})
+        validator = validators.get(self.name)
+        if validator is None:
+            validator = validators[self.name] = self.params_serializer()
+        return validator
 
 
 def _flatten(errors, prefix: str = "") -> dict[str, list[str]]:

@@ -39,9 +39,13 @@ def sweep() -> dict[str, int]:
     lease = timedelta(seconds=settings.TASKCENTER_LEASE_SECONDS)
     counts = {"worker_lost": 0, "released": 0, "enqueued": 0}
 
-    stale = Task.objects.filter(status=TaskStatus.PROCESSING, heartbeat_at__lt=now - lease).values_list(
-        "pk", "execution_id", "heartbeat_at", "worker"
-    )[:SWEEP_LIMIT]
+    # A processing task is always held by an execution: the condition lets the held-task index
+    # (a handful of rows) answer instead of a scan of all tasks.
+    stale = (
+        Task.objects.filter(status=TaskStatus.PROCESSING, execution_id__isnull=False, heartbeat_at__lt=now - lease)
+        .order_by()
+        .values_list("pk", "execution_id", "heartbeat_at", "worker")[:SWEEP_LIMIT]
+    )
     for task_id, execution_id, heartbeat_at, worker in stale:
         message = f"worker {worker or '?'} stopped sending heartbeats (last {heartbeat_at.isoformat()})"
         if fail_task(
@@ -58,6 +62,7 @@ def sweep() -> dict[str, int]:
         Task.objects.filter(execution_id__isnull=False)
         .exclude(status=TaskStatus.PROCESSING)
         .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - lease))
+        .order_by()  # any order: the held-task index answers
         .values_list("pk", "execution_id")[:SWEEP_LIMIT]
     )
     for task_id, execution_id in orphaned:

@@ -1,0 +1,119 @@
+"""The SQLite backend: writers queue on a kernel lock; checkpoints run outside it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connections, transaction
+
+from taskcenter.db.sqlite3 import base as backend
+
+
+@pytest.fixture
+def sqlite_db(tmp_path, django_db_blocker):
+    """A file database of its own under the alias ``writer_lock_test`` (whatever the suite runs on);
+    ``make(timeout)`` configures it with SQLite's busy timeout."""
+    path = tmp_path / "db.sqlite3"
+
+    def make(busy_timeout: float) -> str:
+        config = {
+            "ENGINE": "taskcenter.db.sqlite3",
+            "NAME": str(path),
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": busy_timeout,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+        connections.settings[ALIAS] = connections.configure_settings({"default": config})["default"]
+        return ALIAS
+
+    with django_db_blocker.unblock():
+        yield path, make
+        if hasattr(connections._connections, ALIAS):
+            connections[ALIAS].close()
+            del connections[ALIAS]
+    connections.settings.pop(ALIAS, None)
+
+
+ALIAS = "writer_lock_test"
+
+
+def _in_thread(target) -> tuple[threading.Thread, list]:
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append(target())
+        except Exception as exc:  # reported to the test through ``outcome``
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_writer_waits_for_the_one_holding_the_lock_instead_of_failing(sqlite_db):
+    # SQLite's own busy timeout is 0.1 s here and the first writer holds its transaction far
+    # longer: without the kernel lock the second writer would fail with "database is locked".
+    path, make = sqlite_db
+    alias = make(busy_timeout=0.1)
+    holding, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def first_writer():
+        connections[alias].cursor().execute("CREATE TABLE t (who TEXT)")
+        with transaction.atomic(using=alias):
+            connections[alias].cursor().execute("INSERT INTO t VALUES ('first')")
+            holding.set()
+            release.wait(10)
+            order.append("first commits")
+        connections[alias].close()
+        return "ok"
+
+    def second_writer():
+        holding.wait(10)
+        # Autocommit: a write statement outside any transaction takes the lock too.
+        connections[alias].cursor().execute("INSERT INTO t VALUES ('second')")
+        order.append("second wrote")
+        rows = connections[alias].cursor().execute("SELECT who FROM t ORDER BY rowid").fetchall()
+        connections[alias].close()
+        return rows
+
+    first, first_outcome = _in_thread(first_writer)
+    second, second_outcome = _in_thread(second_writer)
+    assert holding.wait(10)
+    time.sleep(0.4)  # the second writer is blocked all this while, well past SQLite's timeout
+    assert order == []
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert first_outcome == ["ok"]
+    assert second_outcome == [[("first",), ("second",)]]
+    assert order == ["first commits", "second wrote"]
+
+
+def _wal_size(path: Path) -> int:
+    wal = Path(f"{path}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+@pytest.mark.parametrize("interval, bounded", [(0.0, True), (3600.0, False)])
+def test_checkpoints_run_by_committing_connections_keep_the_wal_small(sqlite_db, monkeypatch, interval, bounded):
+    monkeypatch.setattr(backend, "CHECKPOINT_INTERVAL", interval)
+    path, make = sqlite_db
+    alias = make(busy_timeout=5)
+    connections[alias].cursor().execute("CREATE TABLE t (payload TEXT)")
+    for _ in range(300):
+        with transaction.atomic(using=alias):
+            connections[alias].cursor().execute("INSERT INTO t VALUES (%s)", ["x" * 3000])
+    size = _wal_size(path)
+    # 300 commits of about a page each: over a megabyte of WAL when nothing checkpoints.
+    if bounded:
+        assert size < 200_000
+        assert Path(f"{path}-checkpoint.stamp").exists()
+    else:
+        assert size > 1_000_000
