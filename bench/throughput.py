@@ -3,12 +3,14 @@
 
 1. ``--tasks`` bare ``async_task`` calls of an empty function → all executed (baseline);
 2. the same number of ``canary`` tasks of 0 seconds, created through the service → completed;
+   1 and 2 are repeated ``--rounds`` times, alternately, and the medians reported: this machine's
+   speed swings by up to 2× within a minute, so one pair says little;
 3. cancel latency over ``--cancels`` running canaries: cancel → the worker has let go.
 
 Same cluster settings for both (the defaults: ORM broker on a fresh SQLite database unless
 ``DATABASE_URL`` is given; ``REDIS_URL`` switches the broker). The last line is one JSON object.
 
-    .venv/bin/python bench/throughput.py [--tasks 1000] [--cancels 50]
+    .venv/bin/python bench/throughput.py [--tasks 1000] [--rounds 3] [--cancels 50]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import percentile, setup_django, start_process, stop_process, wait_until
@@ -28,6 +31,7 @@ from bench.common import percentile, setup_django, start_process, stop_process, 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cancels", type=int, default=50)
     args = parser.parse_args()
     setup_django(os.environ.get("DATABASE_URL"))
@@ -45,23 +49,35 @@ def main() -> None:
         warm = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
         wait_until(lambda: Task.objects.filter(pk=warm.pk, status="completed").exists(), 60)
 
-        counter = workdir / "noop.count"
-        start = time.perf_counter()
-        for _ in range(args.tasks):
-            async_task("bench.noop.noop", str(counter))
-        wait_until(lambda: counter.exists() and counter.stat().st_size >= args.tasks, 600)
-        bare_s = time.perf_counter() - start
-        print(f"bare django-q2: {args.tasks} tasks in {bare_s:.2f} s ({args.tasks / bare_s:.1f}/s)", flush=True)
-
         completed = Task.objects.filter(task_type="canary", status="completed")
-        baseline = completed.count()
-        start = time.perf_counter()
-        for _ in range(args.tasks):
-            task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
-        print(f"created in {time.perf_counter() - start:.2f} s", flush=True)
-        wait_until(lambda: completed.count() - baseline >= args.tasks, 600, 0.02)
-        ours_s = time.perf_counter() - start
-        print(f"taskcenter canary: {args.tasks} tasks in {ours_s:.2f} s ({args.tasks / ours_s:.1f}/s)", flush=True)
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            counter = workdir / f"noop-{number}.count"
+            start = time.perf_counter()
+            for _ in range(args.tasks):
+                async_task("bench.noop.noop", str(counter))
+            wait_until(lambda c=counter: c.exists() and c.stat().st_size >= args.tasks, 600)
+            bare_s = time.perf_counter() - start
+
+            baseline = completed.count()
+            start = time.perf_counter()
+            for _ in range(args.tasks):
+                task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
+            created_s = time.perf_counter() - start
+            wait_until(lambda b=baseline: completed.count() - b >= args.tasks, 600, 0.02)
+            ours_s = time.perf_counter() - start
+            rounds.append(
+                {
+                    "bare_q2_per_s": round(args.tasks / bare_s, 1),
+                    "taskcenter_per_s": round(args.tasks / ours_s, 1),
+                    "ratio": round(bare_s / ours_s, 3),
+                }
+            )
+            print(
+                f"round {number}: bare django-q2 {args.tasks / bare_s:.1f}/s; taskcenter {args.tasks / ours_s:.1f}/s"
+                f" (created in {created_s:.2f} s); ratio {bare_s / ours_s:.3f}",
+                flush=True,
+            )
 
         latencies = []
         for _ in range(args.cancels):
@@ -77,11 +93,12 @@ def main() -> None:
 
     result = {
         "tasks": args.tasks,
-        "taskcenter_per_s": round(args.tasks / ours_s, 1),
-        "bare_q2_per_s": round(args.tasks / bare_s, 1),
-        "ratio": round(bare_s / ours_s, 3),
+        "taskcenter_per_s": median(r["taskcenter_per_s"] for r in rounds),
+        "bare_q2_per_s": median(r["bare_q2_per_s"] for r in rounds),
+        "ratio": median(r["ratio"] for r in rounds),
         "cancel_p50_s": round(percentile(latencies, 0.5), 3),
         "cancel_p95_s": round(percentile(latencies, 0.95), 3),
+        "rounds": rounds,
     }
     print(json.dumps(result))
 

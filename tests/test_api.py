@@ -325,3 +325,14 @@ def test_a_cancelled_task_whose_worker_is_still_stopping_cannot_be_deleted_yet(a
     Task.objects.filter(pk=task.pk).update(execution_id=None)
     envelope_of(api.delete(f"/api/v1/tasks/{task.pk}"), 200)
     assert not Task.objects.filter(pk=task.pk).exists()
+
+
+def test_list_filters_narrow_the_list_but_never_hide_one_task_or_batch(api):
+    task = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
+    listed = envelope_of(api.get("/api/v1/tasks?status=completed"), 200)
+    assert listed["data"]["total"] == 0
+    detail = envelope_of(api.get(f"/api/v1/tasks/{task.pk}?status=completed&task_type=nope"), 200)
+    assert detail["data"]["task_id"] == str(task.pk) and detail["data"]["status"] == "pending"
+    envelope_of(api.post("/api/v1/statistics/batches", SEED_BATCH, format="json"), 201)
+    batch = envelope_of(api.get("/api/v1/statistics/batches/BATCH_2025_001?search=nothing-like-it"), 200)
+    assert batch["data"]["batch_code"] == "BATCH_2025_001"

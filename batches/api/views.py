@@ -29,7 +29,7 @@ from batches.services import (
     batch_update,
 )
 from batches.sources import CALCULATION_TYPES, sources
-from taskcenter.api.filters import StrictOrderingFilter
+from taskcenter.api.filters import ListFiltersOnlyMixin, StrictOrderingFilter
 from taskcenter.api.responses import ok
 from taskcenter.errors import NotFound
 from tasks.actors import Actor
@@ -64,7 +64,7 @@ def batch_queryset():
     list=extend_schema(summary="List batches"),
     retrieve=extend_schema(summary="Batch detail (with latest task and task count)"),
 )
-class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class BatchViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = BatchSerializer
     lookup_field = "batch_code"
     lookup_value_regex = BATCH_CODE_REGEX

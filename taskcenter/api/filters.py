@@ -36,3 +36,14 @@ class StrictOrderingFilter(OrderingFilter):
                 "schema": {"type": "string", "enum": self.allowed_values(view)},
             }
         ]
+
+
+class ListFiltersOnlyMixin:
+    """Query-string filters narrow the list; one object is found by its id whatever the query
+    string says. (DRF's ``get_object`` runs the list's filters too: each detail request built a
+    filter set and its form for nothing, and ``?status=…`` could hide the object as a 404.)"""
+
+    def filter_queryset(self, queryset):
+        if self.detail:
+            return queryset
+        return super().filter_queryset(queryset)

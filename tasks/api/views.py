@@ -16,6 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import Throttled, ValidationError
 
 from batches.models import Batch
+from taskcenter.api.filters import ListFiltersOnlyMixin
 from taskcenter.api.responses import ok
 from taskcenter.errors import NotFound
 from tasks.actors import Actor
@@ -65,7 +66,7 @@ def task_queryset():
     list=extend_schema(summary="List tasks (newest first)", responses=TaskListSerializer(many=True)),
     retrieve=extend_schema(summary="Task detail", responses=TaskDetailSerializer),
 )
-class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = Task.objects.none()
     lookup_field = "pk"
     lookup_url_kwarg = "task_id"
