@@ -69,13 +69,13 @@ class JobType:
         return dict(validated)
 
     def _params_validator(self) -> serializers.Serializer:
-        """One params serializer per type and thread, used through ``run_validation`` (what
+        """One params serializer per serializer class and thread, used through ``run_validation`` (what
         ``is_valid`` calls): a new serializer deep-copies its fields, which cost more than the
         rest of creating a task."""
-        validators = _VALIDATORS.__dict__.setdefault("by_type", {})
-        validator = validators.get(self.name)
+        validators = _VALIDATORS.__dict__.setdefault("by_class", {})
+        validator = validators.get(self.params_serializer)
         if validator is None:
-            validator = validators[self.name] = self.params_serializer()
+            validator = validators[self.params_serializer] = self.params_serializer()
         return validator
 
 
