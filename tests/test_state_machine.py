@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from taskcenter.errors import IllegalTransition, NotFound
 from tasks.actors import SYSTEM
@@ -86,7 +87,9 @@ def test_transition_records_actor_and_client_address(make_task, operator):
 
 @pytest.mark.django_db(transaction=True)
 def test_twenty_threads_racing_on_one_task_record_exactly_a_legal_sequence():
-    task = Task.objects.create(status="pending", task_type="canary")
+    # Marked as handed to the broker just now: a cluster left running by an earlier test (its
+    # watchdog re-enqueues pending tasks never handed over) must not claim it mid-race.
+    task = Task.objects.create(status="pending", task_type="canary", enqueued_at=timezone.now())
     barrier = threading.Barrier(20)
     successes: list[tuple[str, str]] = []
     lock = threading.Lock()

@@ -71,6 +71,13 @@ class WriterLock:
                 logger.warning("waited %.1f s for the SQLite write lock (a long transaction held it)", waited)
         self.held = True
 
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release()
+
     def release(self) -> None:
         if self.held:
             self.held = False
@@ -89,24 +96,21 @@ class Connection(sqlite3.Connection):
 
 class CursorWrapper(base.SQLiteCursorWrapper):
     def execute(self, query, params=None):
-        lock = self.connection.writer_lock
-        if lock is None or self.connection.in_transaction or lock.held or not _is_write(query):
-            return super().execute(query, params)
-        lock.acquire()
-        try:
-            return super().execute(query, params)
-        finally:
-            lock.release()
+        if self._takes_lock(query):
+            with self.connection.writer_lock:
+                return super().execute(query, params)
+        return super().execute(query, params)
 
     def executemany(self, query, param_list):
+        if self._takes_lock(query):
+            with self.connection.writer_lock:
+                return super().executemany(query, param_list)
+        return super().executemany(query, param_list)
+
+    def _takes_lock(self, query: str) -> bool:
+        """A write statement in autocommit mode (a transaction took the lock at BEGIN)."""
         lock = self.connection.writer_lock
-        if lock is None or self.connection.in_transaction or lock.held:
-            return super().executemany(query, param_list)
-        lock.acquire()
-        try:
-            return super().executemany(query, param_list)
-        finally:
-            lock.release()
+        return lock is not None and not lock.held and not self.connection.in_transaction and _is_write(query)
 
 
 def _is_write(query: str) -> bool:
@@ -142,10 +146,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _commit(self):
         try:
-            return super()._commit()
+            super()._commit()
         finally:
             self._release_writer_lock()
-            self._checkpoint_when_due()
+        self._checkpoint_when_due()
 
     def _rollback(self):
         try:
@@ -178,7 +182,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         with open(lock.stamp, "a"):
             os.utime(lock.stamp)
         lock.last_checkpoint = now
-        self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        try:
+            self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # best effort, never a failed commit: the next round tries again
+            logger.info("checkpoint skipped: %s", exc)
 
     def _release_writer_lock(self):
         if self.connection is not None and self.connection.writer_lock is not None:
