@@ -56,13 +56,5 @@ def log_on_commit(entry: AuditLog) -> None:
             "to_status": entry.to_status,
             "actor": entry.actor_name,
         }
-        transaction.on_commit(
-            lambda: logger.info(
-                "%s %s %s → %s",
-                entry.action,
-                fields["target"],
-                entry.from_status or "-",
-                entry.to_status,
-                extra=fields,
-            )
-        )
+        message = f"{entry.action} {fields['target']} {entry.from_status or '-'} → {entry.to_status}"
+        transaction.on_commit(lambda: logger.info(message, extra=fields))
