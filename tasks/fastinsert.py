@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import AutoField, BigAutoField, Model, SmallAutoField
 
 _AUTO = (AutoField, BigAutoField, SmallAutoField)
@@ -54,14 +54,16 @@ def insert_statements(objs: list[Model]) -> list[Statement]:
         return []
     model = type(objs[0])
     fields = _fields(model)
+    # The connection itself, not the thread-local proxy: fields ask it for several things each.
+    db = connections[DEFAULT_DB_ALIAS]
     statements = []
     for start in range(0, len(objs), CHUNK):
         chunk = objs[start : start + CHUNK]
-        params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in chunk for f in fields]
-        statements.append((_statement(model, len(chunk), connection.vendor), params))
+        params = [f.get_db_prep_save(f.pre_save(obj, True), db) for obj in chunk for f in fields]
+        statements.append((_statement(model, len(chunk), db.vendor), params))
     for obj in objs:
         obj._state.adding = False
-        obj._state.db = connection.alias
+        obj._state.db = db.alias
     return statements
 
 

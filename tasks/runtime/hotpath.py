@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from tasks.actors import SYSTEM
@@ -38,7 +38,8 @@ def _table(model) -> str:
 
 def _prep(model, name: str, value):
     """``value`` as the database driver wants it for ``model.name`` (UUID, JSON, datetime)."""
-    return model._meta.get_field(name).get_db_prep_save(value, connection)
+    # The connection itself, not the thread-local proxy (asked several times per value).
+    return model._meta.get_field(name).get_db_prep_save(value, connections[DEFAULT_DB_ALIAS])
 
 
 def _load(model, name: str, value):
