@@ -117,3 +117,16 @@ def test_checkpoints_run_by_committing_connections_keep_the_wal_small(sqlite_db,
         assert Path(f"{path}-checkpoint.stamp").exists()
     else:
         assert size > 1_000_000
+
+
+def test_a_checkpoint_that_cannot_run_never_fails_the_write_it_follows(sqlite_db, monkeypatch):
+    monkeypatch.setattr(backend, "CHECKPOINT_INTERVAL", 0.0)
+    path, make = sqlite_db
+    Path(f"{path}-checkpoint.stamp").mkdir()  # the stamp cannot be written
+    alias = make(busy_timeout=5)
+    cursor = connections[alias].cursor()
+    cursor.execute("CREATE TABLE t (n INTEGER)")
+    with transaction.atomic(using=alias):
+        cursor.execute("INSERT INTO t VALUES (1)")
+    cursor.execute("INSERT INTO t VALUES (2)")  # autocommit
+    assert cursor.execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (2,)]

@@ -18,7 +18,7 @@ Checkpoints move out of the lock too. SQLite's automatic checkpoint runs inside 
 the committing process, after SQLite's own lock is released but while this file lock is still
 held — and with ``synchronous=NORMAL`` it is where the fsyncs happen (measured: 60 % of a small
 transaction's time). Automatic checkpoints are off; instead, a connection that has just
-committed and let go of the lock runs a passive checkpoint when nobody has for
+written and let go of the lock runs a passive checkpoint when nobody has for
 ``CHECKPOINT_INTERVAL`` seconds (the mtime of ``<database>-checkpoint.stamp`` says when).
 """
 
@@ -83,6 +83,29 @@ class WriterLock:
             self.held = False
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
+    def checkpoint_when_due(self, connection: sqlite3.Connection) -> None:
+        """After a write, with the lock let go: a passive checkpoint if nobody ran one for
+        ``CHECKPOINT_INTERVAL`` seconds. Best effort — it never fails the write it follows."""
+        now = time.time()
+        if now - self.last_checkpoint < CHECKPOINT_INTERVAL:
+            return
+        try:
+            try:
+                self.last_checkpoint = os.stat(self.stamp).st_mtime
+            except FileNotFoundError:
+                self.last_checkpoint = 0.0
+            if now - self.last_checkpoint < CHECKPOINT_INTERVAL:
+                return
+            # Claim this round (two processes racing here both checkpoint: harmless), then copy
+            # what can be copied without waiting for readers or writers.
+            with open(self.stamp, "a"):
+                os.utime(self.stamp)
+            self.last_checkpoint = now
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except (OSError, sqlite3.Error) as exc:  # the next round tries again
+            self.last_checkpoint = now
+            logger.info("checkpoint skipped: %s", exc)
+
     def close(self) -> None:
         self.release()
         if self._fd is not None and self._pid == os.getpid():
@@ -96,16 +119,20 @@ class Connection(sqlite3.Connection):
 
 class CursorWrapper(base.SQLiteCursorWrapper):
     def execute(self, query, params=None):
-        if self._takes_lock(query):
-            with self.connection.writer_lock:
-                return super().execute(query, params)
-        return super().execute(query, params)
+        if not self._takes_lock(query):
+            return super().execute(query, params)
+        with self.connection.writer_lock:
+            result = super().execute(query, params)
+        self.connection.writer_lock.checkpoint_when_due(self.connection)
+        return result
 
     def executemany(self, query, param_list):
-        if self._takes_lock(query):
-            with self.connection.writer_lock:
-                return super().executemany(query, param_list)
-        return super().executemany(query, param_list)
+        if not self._takes_lock(query):
+            return super().executemany(query, param_list)
+        with self.connection.writer_lock:
+            result = super().executemany(query, param_list)
+        self.connection.writer_lock.checkpoint_when_due(self.connection)
+        return result
 
     def _takes_lock(self, query: str) -> bool:
         """A write statement in autocommit mode (a transaction took the lock at BEGIN)."""
@@ -149,7 +176,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
             super()._commit()
         finally:
             self._release_writer_lock()
-        self._checkpoint_when_due()
+        if self.connection is not None and self.connection.writer_lock is not None:
+            self.connection.writer_lock.checkpoint_when_due(self.connection)
 
     def _rollback(self):
         try:
@@ -163,29 +191,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         finally:
             if self.connection is not None and self.connection.writer_lock is not None:
                 self.connection.writer_lock.close()
-
-    def _checkpoint_when_due(self):
-        lock = self.connection.writer_lock if self.connection is not None else None
-        if lock is None:
-            return
-        now = time.time()
-        if now - lock.last_checkpoint < CHECKPOINT_INTERVAL:
-            return
-        try:
-            lock.last_checkpoint = os.stat(lock.stamp).st_mtime
-        except FileNotFoundError:
-            lock.last_checkpoint = 0.0
-        if now - lock.last_checkpoint < CHECKPOINT_INTERVAL:
-            return
-        # Claim this round (two processes racing here both checkpoint: harmless), then copy what
-        # can be copied without waiting for readers or writers.
-        with open(lock.stamp, "a"):
-            os.utime(lock.stamp)
-        lock.last_checkpoint = now
-        try:
-            self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:  # best effort, never a failed commit: the next round tries again
-            logger.info("checkpoint skipped: %s", exc)
 
     def _release_writer_lock(self):
         if self.connection is not None and self.connection.writer_lock is not None:
