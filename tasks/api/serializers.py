@@ -16,12 +16,17 @@ from tasks.states import LogLevel, StageStatus, TaskStatus
 
 def estimated_completion(task: Task):
     """Linear estimate from this execution's pace: None unless processing with some progress."""
-    if task.status != TaskStatus.PROCESSING or not task.started_at or not task.progress:
+    return estimate_completion(task.status, task.started_at, task.progress)
+
+
+def estimate_completion(status: str, started_at, progress: float):
+    """:func:`estimated_completion` from the three columns it needs."""
+    if status != TaskStatus.PROCESSING or not started_at or not progress:
         return None
-    if task.progress >= 100:
+    if progress >= 100:
         return timezone.now()
-    elapsed = (timezone.now() - task.started_at).total_seconds()
-    remaining = elapsed * (100.0 - task.progress) / task.progress
+    elapsed = (timezone.now() - started_at).total_seconds()
+    remaining = elapsed * (100.0 - progress) / progress
     return timezone.now() + timedelta(seconds=remaining)
 
 
@@ -64,24 +69,45 @@ LIST_COLUMNS = {
     "updated_at": "updated_at",
 }
 _DATETIMES = {"created_at", "started_at", "completed_at", "updated_at"}
+_LIST_NAMES = list(LIST_COLUMNS)
+#: The detail's columns: the list's, then the task's params and result.
+DETAIL_COLUMNS = {**LIST_COLUMNS, "params": "params", "result": "result"}
+
+
+def _list_item(row, tz) -> dict:
+    item = dict(zip(_LIST_NAMES, row[: len(_LIST_NAMES)], strict=True))
+    item["task_id"] = str(item["task_id"])
+    for name in _DATETIMES:
+        item[name] = iso(item[name], tz)
+    return item
 
 
 def list_rows(rows) -> list[dict]:
     """Task list items from ``values_list(*LIST_COLUMNS.values())`` tuples: no model instances,
     no per-field serializer machinery (the list is the hottest endpoint)."""
     tz = timezone.get_current_timezone()
-    names = list(LIST_COLUMNS)
-    items = []
-    for row in rows:
-        item = dict(zip(names, row, strict=True))
-        item["task_id"] = str(item["task_id"])
-        for name in _DATETIMES:
-            item[name] = iso(item[name], tz)
-        items.append(item)
-    return items
+    return [_list_item(row, tz) for row in rows]
+
+
+def detail_item(row, stages) -> dict:
+    """A task's detail from a ``values_list(*DETAIL_COLUMNS.values())`` tuple and its stages'
+    ``(name, status, progress)`` in order (the detail and every steering action answer with it)."""
+    item = _list_item(row, timezone.get_current_timezone())
+    columns = dict(zip(DETAIL_COLUMNS, row, strict=True))
+    item["stage_details"] = [
+        {"stage": name, "status": status, "progress": progress} for name, status, progress in stages
+    ]
+    item["params"] = columns["params"]
+    item["result"] = columns["result"]
+    item["estimated_completion"] = iso(
+        estimate_completion(columns["status"], columns["started_at"], columns["progress"])
+    )
+    return item
 
 
 class TaskListSerializer(serializers.ModelSerializer):
+    """The list item's shape, for the schema (items are built by :func:`list_rows`)."""
+
     task_id = serializers.UUIDField(source="id")
     batch_code = serializers.CharField(source="batch.batch_code", allow_null=True, default=None)
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
@@ -90,30 +116,10 @@ class TaskListSerializer(serializers.ModelSerializer):
         model = Task
         fields = list(LIST_COLUMNS)
 
-    def to_representation(self, task):
-        # Hand-built from an instance (the detail and single-task answers); the list itself is
-        # built by list_rows. The declared fields above describe both in the schema.
-        tz = timezone.get_current_timezone()
-        return {
-            "task_id": str(task.id),
-            "task_type": task.task_type,
-            "batch_code": task.batch.batch_code if task.batch_id else None,
-            "status": task.status,
-            "progress": task.progress,
-            "error_message": task.error_message,
-            "error_category": task.error_category,
-            "attempt": task.attempt,
-            "max_attempts": task.max_attempts,
-            "trigger": task.trigger,
-            "created_by": task.created_by.username if task.created_by_id else None,
-            "created_at": iso(task.created_at, tz),
-            "started_at": iso(task.started_at, tz),
-            "completed_at": iso(task.completed_at, tz),
-            "updated_at": iso(task.updated_at, tz),
-        }
-
 
 class TaskDetailSerializer(TaskListSerializer):
+    """The detail's shape, for the schema (built by :func:`detail_item`)."""
+
     stage_details = StageSerializer(source="stages", many=True)
     estimated_completion = serializers.SerializerMethodField()
     params = serializers.JSONField()
@@ -125,16 +131,6 @@ class TaskDetailSerializer(TaskListSerializer):
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_estimated_completion(self, task):
         return iso(estimated_completion(task))
-
-    def to_representation(self, task):
-        data = super().to_representation(task)
-        data["stage_details"] = [
-            {"stage": stage.name, "status": stage.status, "progress": stage.progress} for stage in task.stages.all()
-        ]
-        data["params"] = task.params
-        data["result"] = task.result
-        data["estimated_completion"] = iso(estimated_completion(task))
-        return data
 
 
 class TaskStatusSerializer(serializers.Serializer):
