@@ -41,10 +41,9 @@ class PagePagination(BasePagination):
         if self.page > self.total_pages:
             raise NotFound(f"Page {self.page} does not exist; there are {self.total_pages} page(s).")
         start = (self.page - 1) * self.page_size
-        page = queryset[start : start + self.page_size]
-        # A view that builds its items from a narrower query (values_list) takes the sliced
-        # queryset; the others get the instances.
-        return page if getattr(view, "paginate_lazily", False) else list(page)
+        # The sliced queryset, not yet run: a serializer iterates it (one query, prefetches
+        # included) and a view may narrow it first (the task list reads values_list tuples).
+        return queryset[start : start + self.page_size]
 
     def get_paginated_response(self, data):
         return ok(

@@ -79,7 +79,6 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
     lookup_url_kwarg = "task_id"
     lookup_value_regex = UUID_REGEX
     filterset_class = TaskFilter
-    paginate_lazily = True
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     action_permissions = {
         "list": VIEW,
