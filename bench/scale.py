@@ -1,14 +1,15 @@
 #!/usr/bin/env python
 """Scale-out: the same 500 canary tasks through one and through two django-q2 clusters.
 
-PostgreSQL + Redis, as on several machines (README, "Running on several machines"); each cluster
-is a separate ``manage.py qcluster`` with the default worker count. Every task must end
+PostgreSQL with Redis (``--broker redis``, the default) or with the ORM broker (``--broker orm``:
+the tasks table as the queue), as on several machines (README, "Running on several machines");
+each cluster is a separate ``manage.py qcluster`` with the default worker count. Every task must end
 ``completed`` exactly once: ``lost`` counts tasks that did not, ``duplicated`` tasks completed
 more than once (audit rows). The last line is one JSON object.
 
     .venv/bin/python bench/scale.py [--tasks 500] [--seconds 0.05] [--steps 5]
         [--database postgres://postgres@127.0.0.1:5432/taskcenter_bench_scale]
-        [--redis redis://127.0.0.1:6379/14]
+        [--broker redis|orm] [--redis redis://127.0.0.1:6379/14]
 
 On a machine with 2 cores, two clusters compete for the same cores: the speedup is bounded by
 the hardware, not by taskcenter.
@@ -46,7 +47,8 @@ def run(n_clusters: int, args, workdir: Path) -> dict:
 
     Task.objects.all().delete()
     AuditLog.objects.all().delete()
-    redis.Redis.from_url(args.redis).flushdb()
+    if args.broker == "redis":
+        redis.Redis.from_url(args.redis).flushdb()
     clusters = [start_process("qcluster", log=workdir / f"qcluster-{n_clusters}-{i}.log") for i in range(n_clusters)]
     try:
         warm = [task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1}) for _ in range(8)]
@@ -84,10 +86,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.05, help="CPU seconds each canary burns")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/taskcenter_bench_scale")
+    parser.add_argument("--broker", choices=["redis", "orm"], default="redis")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args()
     ensure_database(args.database)
-    os.environ["REDIS_URL"] = args.redis
+    if args.broker == "redis":
+        os.environ["REDIS_URL"] = args.redis
+    else:
+        os.environ.pop("REDIS_URL", None)
     setup_django(args.database)
     workdir = Path(tempfile.mkdtemp(prefix="taskcenter-scale-"))
     one = run(1, args, workdir)
@@ -96,6 +102,7 @@ def main() -> None:
         json.dumps(
             {
                 "tasks": args.tasks,
+                "broker": args.broker,
                 "one_cluster_per_s": round(one["per_s"], 1),
                 "two_clusters_per_s": round(two["per_s"], 1),
                 "speedup": round(two["per_s"] / one["per_s"], 3),

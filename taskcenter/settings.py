@@ -267,6 +267,8 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = parse_redis_url(REDIS_URL)["url"]
 else:
     Q_CLUSTER["orm"] = "default"
+    # The ORM broker with the tasks table as the queue of tasks (tasks/runtime/broker.py).
+    Q_CLUSTER["broker_class"] = "tasks.runtime.broker.TaskTableBroker"
 
 # --- taskcenter runtime -----------------------------------------------------------------------
 

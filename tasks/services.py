@@ -19,7 +19,7 @@ from tasks.actors import SYSTEM, Actor
 from tasks.audit import audit, audit_entry, log_on_commit
 from tasks.fastinsert import execute, insert_statements
 from tasks.models import Task, TaskStage
-from tasks.runtime.queue import enqueue_on_commit, prepare_enqueue
+from tasks.runtime.queue import enqueue_on_commit
 from tasks.runtime.registry import get_job_type
 from tasks.states import ACTIVE_STATUSES, TaskStatus, Trigger, is_legal
 
@@ -154,7 +154,7 @@ def _create_task(*, actor: Actor, job, params: dict, batch, trigger: str) -> Tas
         trigger=trigger,
         max_attempts=job.max_attempts,
         created_by=actor.user,
-        enqueued_at=timezone.now(),  # handed to the broker with this transaction (or right after it)
+        enqueued_at=timezone.now(),  # handed over with this transaction (its message right after it)
     )
     stages = [
         TaskStage(task=task, name=name, position=index, weight=weight)
@@ -171,11 +171,10 @@ def _create_task(*, actor: Actor, job, params: dict, batch, trigger: str) -> Tas
     # Everything is prepared before the transaction: on SQLite it holds the database's only
     # write lock, so it should last as long as the statements and no longer.
     rows = insert_statements([task]) + insert_statements(stages) + insert_statements([entry])
-    message = prepare_enqueue(task.pk, timeout_seconds=job.timeout_seconds)
     with transaction.atomic():
         execute(rows)
         log_on_commit(entry)
-        enqueue_on_commit(task.pk, timeout_seconds=job.timeout_seconds, prepared=message)
+        enqueue_on_commit(task.pk, timeout_seconds=job.timeout_seconds)
     return task
 
 

@@ -14,6 +14,7 @@ from taskcenter.errors import InvalidInput
 from tasks.actors import SYSTEM
 from tasks.models import AuditLog, Task, TaskLog
 from tasks.runtime import registry
+from tasks.runtime.broker import _due_tasks
 from tasks.runtime.registry import get_job_type, register
 from tasks.runtime.watchdog import sweep
 from tasks.runtime.worker import retry_delay, run_task
@@ -136,8 +137,41 @@ def test_watchdog_marks_a_silent_worker_lost_and_schedules_a_retry(db, settings)
     assert alive.status == "processing"
 
 
-def test_watchdog_enqueues_due_retries_and_releases_orphaned_executions(db, settings):
+def test_watchdog_hands_over_what_was_never_handed_over_and_releases_orphaned_executions(db, settings):
     settings.TASKCENTER_LEASE_SECONDS = 5
+    # Written by other means than the services: pending, but never handed over.
+    stray = Task.objects.create(task_type="canary", status="pending")
+    # A delayed retry whose backoff ran out: the tasks table is the queue, the broker sees it.
+    due = Task.objects.create(
+        task_type="canary",
+        status="pending",
+        next_attempt_at=timezone.now() - timedelta(seconds=1),
+        enqueued_at=timezone.now() - timedelta(seconds=10),
+    )
+    orphan = Task.objects.create(
+        task_type="canary",
+        status="paused",
+        execution_id=uuid.uuid4(),
+        heartbeat_at=timezone.now() - timedelta(minutes=1),
+    )
+    assert [row[0] for row in _due_tasks(limit=10)] == [str(due.pk)]
+    counts = sweep()
+    assert counts == {"worker_lost": 0, "released": 1, "enqueued": 1}
+    stray.refresh_from_db()
+    orphan.refresh_from_db()
+    assert stray.enqueued_at is not None
+    assert orphan.execution_id is None
+    assert sorted(row[0] for row in _due_tasks(limit=10)) == sorted([str(stray.pk), str(due.pk)])
+    assert sweep() == {"worker_lost": 0, "released": 0, "enqueued": 0}, "a second sweep finds nothing to do"
+
+
+def test_with_a_message_broker_the_watchdog_sends_due_retries_and_long_unclaimed_tasks_again(db, settings, monkeypatch):
+    from django_q.models import OrmQ
+
+    from tasks.runtime import queue
+
+    monkeypatch.delitem(queue.Q_CLUSTER, "broker_class")  # messages, as with Redis
+    settings.TASKCENTER_REQUEUE_AFTER_SECONDS = 60
     due = Task.objects.create(
         task_type="canary",
         status="pending",
@@ -147,20 +181,17 @@ def test_watchdog_enqueues_due_retries_and_releases_orphaned_executions(db, sett
     not_yet = Task.objects.create(
         task_type="canary", status="pending", next_attempt_at=timezone.now() + timedelta(minutes=1)
     )
-    orphan = Task.objects.create(
-        task_type="canary",
-        status="paused",
-        execution_id=uuid.uuid4(),
-        heartbeat_at=timezone.now() - timedelta(minutes=1),
+    forgotten = Task.objects.create(
+        task_type="canary", status="pending", enqueued_at=timezone.now() - timedelta(minutes=5)
     )
-    counts = sweep()
-    assert counts == {"worker_lost": 0, "released": 1, "enqueued": 1}
-    due.refresh_from_db()
-    not_yet.refresh_from_db()
-    orphan.refresh_from_db()
+    waiting = Task.objects.create(task_type="canary", status="pending", enqueued_at=timezone.now())
+    assert sweep() == {"worker_lost": 0, "released": 0, "enqueued": 2}
+    for task in (due, not_yet, forgotten, waiting):
+        task.refresh_from_db()
     assert due.enqueued_at > due.next_attempt_at
     assert not_yet.enqueued_at is None
-    assert orphan.execution_id is None
+    assert forgotten.enqueued_at > timezone.now() - timedelta(seconds=5)
+    assert OrmQ.objects.count() == 2
     assert sweep() == {"worker_lost": 0, "released": 0, "enqueued": 0}, "a second sweep finds nothing to do"
 
 

@@ -1,4 +1,5 @@
-"""Scale-out: two clusters (as on two machines) against PostgreSQL and Redis; one is killed."""
+"""Scale-out: two clusters (as on two machines) against PostgreSQL, with Redis or the ORM broker
+(the tasks table as the queue); one is killed."""
 
 from __future__ import annotations
 
@@ -30,28 +31,27 @@ def redis_answers() -> bool:
         return False
 
 
-@pytest.fixture
+@pytest.fixture(params=["redis", "orm"])
 def two_clusters(request, transactional_db, tmp_path):
     if connection.vendor != "postgresql":
         pytest.skip("scale-out runs on PostgreSQL (run the suite with DATABASE_URL=postgres://…)")
-    if not redis_answers():
-        pytest.skip("Redis does not answer on 127.0.0.1:6379")
-    import redis
-
-    # Only the two clusters under test may work on this database: the suite's own cluster (ORM
-    # broker, its own trace directory) would otherwise take tasks its watchdog re-enqueues.
-    session_cluster = request.getfixturevalue("qcluster_session")
-    session_cluster.halt()
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
     trace = tmp_path / "trace"
     trace.mkdir()
-    env = {
-        "REDIS_URL": REDIS_URL,
-        "TASKCENTER_CANARY_TRACE_DIR": str(trace),
+    env = {"TASKCENTER_CANARY_TRACE_DIR": str(trace)}
+    if request.param == "redis":
+        if not redis_answers():
+            pytest.skip("Redis does not answer on 127.0.0.1:6379")
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        env["REDIS_URL"] = REDIS_URL
         # A message the killed cluster had taken is gone with it (Redis): hand it over again soon.
-        "TASKCENTER_REQUEUE_AFTER_SECONDS": "3",
-    }
+        env["TASKCENTER_REQUEUE_AFTER_SECONDS"] = "3"
+
+    # Only the two clusters under test may work on this database: the suite's own cluster (ORM
+    # broker, its own trace directory) would otherwise take tasks from the queue.
+    session_cluster = request.getfixturevalue("qcluster_session")
+    session_cluster.halt()
     clusters = [Cluster(tmp_path / name, extra_env=env).start() for name in ("machine-a", "machine-b")]
     yield clusters, trace
     for cluster in clusters:
@@ -61,7 +61,7 @@ def two_clusters(request, transactional_db, tmp_path):
 
 def test_two_clusters_run_every_task_exactly_once_when_one_is_killed(two_clusters):
     (machine_a, machine_b), trace = two_clusters
-    # The tasks come from a client process configured like the web servers (Redis broker), all at
+    # The tasks come from a client process configured like the web servers (the same broker), all at
     # once (one transaction, handed to the broker on commit): the run is then bound by the work,
     # so machine A is surely busy when it dies.
     create = (

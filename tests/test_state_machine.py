@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -87,9 +88,9 @@ def test_transition_records_actor_and_client_address(make_task, operator):
 
 @pytest.mark.django_db(transaction=True)
 def test_twenty_threads_racing_on_one_task_record_exactly_a_legal_sequence():
-    # Marked as handed to the broker just now: a cluster left running by an earlier test (its
-    # watchdog re-enqueues pending tasks never handed over) must not claim it mid-race.
-    task = Task.objects.create(status="pending", task_type="canary", enqueued_at=timezone.now())
+    # Not due for a day: the suite's cluster, left running by an earlier test, must not take it
+    # from the queue (or its watchdog hand it over) mid-race.
+    task = Task.objects.create(status="pending", task_type="canary", next_attempt_at=timezone.now() + timedelta(days=1))
     barrier = threading.Barrier(20)
     successes: list[tuple[str, str]] = []
     lock = threading.Lock()

@@ -1,4 +1,9 @@
-"""Handing task ids to django-q2. The only place that calls ``async_task``."""
+"""Handing tasks to django-q2. The only place that calls ``async_task``.
+
+Two ways, by broker: with the ORM broker (the default) the tasks table is the queue
+(:mod:`tasks.runtime.broker`) and a committed pending task needs no message; with another broker
+(Redis) a message carrying the task id is sent after the transaction commits.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,8 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 from django_q.conf import Conf
-from django_q.models import OrmQ
 from django_q.tasks import async_task
 
-from tasks.fastinsert import Statement, execute, insert_statements
 from tasks.models import Task
 
 logger = logging.getLogger(__name__)
@@ -52,9 +55,36 @@ def enqueue_now(task_id: uuid.UUID | str, *, timeout_seconds: int, record: bool 
     return True
 
 
-def _broker_shares_the_transaction() -> bool:
-    """True when django-q2's broker is the ORM on our own database connection."""
-    return Q_CLUSTER.get("orm") == DEFAULT_DB_ALIAS and not Q_CLUSTER.get("redis")
+TABLE_BROKER = "tasks.runtime.broker.TaskTableBroker"
+
+
+def tasks_table_is_the_queue() -> bool:
+    """True with :class:`tasks.runtime.broker.TaskTableBroker` (the ORM broker on our database):
+    a pending task needs no message."""
+    return Q_CLUSTER.get("broker_class") == TABLE_BROKER and Q_CLUSTER.get("orm") == DEFAULT_DB_ALIAS
+
+
+def hand_over(task_id: uuid.UUID | str, *, timeout_seconds: int) -> bool:
+    """Make a pending task available to the workers again (the watchdog, a worker letting go of a
+    task resumed meanwhile): with the tasks table as the queue, mark it handed over; otherwise
+    send its message."""
+    if tasks_table_is_the_queue():
+        Task.objects.filter(pk=task_id, status="pending").update(enqueued_at=timezone.now())
+        return True
+    return enqueue_now(task_id, timeout_seconds=timeout_seconds)
+
+
+def signed_message(task_id: str, task_type: str) -> str:
+    """The signed django-q2 package that runs ``task_id``, exactly as ``async_task`` builds it."""
+    from tasks.runtime.registry import get_job_type
+
+    try:
+        timeout = get_job_type(task_type).timeout_seconds
+    except Exception:  # an unregistered type: the worker fails it with a config error
+        timeout = 60
+    keep = _KeepMessage()
+    async_task(WORKER_ENTRY, task_id, q_options={**_options(task_id, timeout), "broker": keep})
+    return keep.pack
 
 
 class _KeepMessage:
@@ -68,31 +98,14 @@ class _KeepMessage:
         self.pack = pack
 
 
-def prepare_enqueue(task_id: uuid.UUID | str, *, timeout_seconds: int) -> list[Statement]:
-    """With the ORM broker on our own database: the INSERT of ``task_id``'s django-q2 message,
-    built now (signing it is most of the cost), to be run by :func:`enqueue_on_commit` inside the
-    transaction that makes the task pending. With another broker: nothing to prepare."""
-    if not _broker_shares_the_transaction():
-        return []
-    keep = _KeepMessage()
-    # async_task builds and signs the message exactly as for a real send (and fires pre_enqueue).
-    async_task(WORKER_ENTRY, str(task_id), q_options={**_options(task_id, timeout_seconds), "broker": keep})
-    return insert_statements([OrmQ(key=keep.list_key, payload=keep.pack, lock=timezone.now())])
+def enqueue_on_commit(task_id: uuid.UUID | str, *, timeout_seconds: int) -> None:
+    """Make a task that the surrounding transaction makes pending (and hands over: the caller
+    sets ``enqueued_at`` in the same write) available to the workers, never before it commits.
 
-
-def enqueue_on_commit(
-    task_id: uuid.UUID | str, *, timeout_seconds: int, prepared: list[Statement] | None = None
-) -> None:
-    """Make the message visible to workers when the surrounding transaction commits, not before
-    (a worker must see the pending row).
-
-    With the ORM broker on our own database the message row is written inside the transaction
-    (``prepared`` by :func:`prepare_enqueue`, or now): it commits (or rolls back) with the task,
-    and costs no write transaction of its own. With another broker (Redis) it is sent after
-    commit; the caller sets ``enqueued_at`` in the same write that made the task pending, and if
-    the send fails, ``enqueue_now`` clears it for the watchdog.
+    With the tasks table as the queue there is nothing more to do: the committed row is the
+    message. With another broker (Redis) the message is sent after commit; if the send fails,
+    ``enqueue_now`` clears ``enqueued_at`` for the watchdog.
     """
-    if _broker_shares_the_transaction() and transaction.get_connection().in_atomic_block:
-        execute(prepared or prepare_enqueue(task_id, timeout_seconds=timeout_seconds))
+    if tasks_table_is_the_queue():
         return
     transaction.on_commit(lambda: enqueue_now(task_id, timeout_seconds=timeout_seconds, record=False))

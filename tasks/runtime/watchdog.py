@@ -7,9 +7,13 @@ One sweep (``sweep()``; a django-q2 schedule every minute and ``manage.py watchd
    retried from its checkpoint with backoff;
 2. a task that is no longer processing but still carries the ``execution_id`` of an execution
    whose heartbeat stopped (paused or cancelled while its worker died) is released;
-3. a ``pending`` task that is due and was not handed to the broker since it became due — a retry
-   whose backoff ran out, or a message the broker lost (django-q2's Redis broker drops the task of
-   a killed cluster) — is enqueued again. Fencing makes a duplicate message harmless.
+3. a ``pending`` task that was never handed over (``enqueued_at`` empty: written by other means
+   than the services, or its message could not be sent) is handed over. With a broker that keeps
+   its own messages (Redis) also a due task not handed over since it became due — a retry whose
+   backoff ran out — or one no worker claimed for a long time (django-q2's Redis broker drops the
+   task of a killed cluster) is sent again; fencing makes a duplicate message harmless. With the
+   tasks table as the queue (the ORM broker, :mod:`tasks.runtime.broker`) a handed-over task
+   cannot be lost and a due retry is seen without help.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from tasks.models import Task
-from tasks.runtime.queue import enqueue_now
+from tasks.runtime.queue import hand_over, tasks_table_is_the_queue
 from tasks.runtime.registry import get_job_type
 from tasks.runtime.worker import fail_task
 from tasks.states import ErrorCategory, TaskStatus
@@ -73,16 +77,18 @@ def sweep() -> dict[str, int]:
         )
 
     requeue_after = timedelta(seconds=settings.TASKCENTER_REQUEUE_AFTER_SECONDS)
-    due = (
-        Task.objects.filter(status=TaskStatus.PENDING, execution_id__isnull=True)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .filter(
-            Q(enqueued_at__isnull=True)
+    not_handed_over = Q(enqueued_at__isnull=True)
+    if not tasks_table_is_the_queue():
+        not_handed_over |= (
             # a delayed retry that became due since it was last handed over
-            | Q(next_attempt_at__isnull=False, enqueued_at__lt=F("next_attempt_at"))
+            Q(next_attempt_at__isnull=False, enqueued_at__lt=F("next_attempt_at"))
             # a message that no worker claimed for a long time: the broker may have lost it
             | Q(enqueued_at__lt=now - requeue_after)
         )
+    due = (
+        Task.objects.filter(status=TaskStatus.PENDING, execution_id__isnull=True)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(not_handed_over)
         .values_list("pk", "task_type")[:SWEEP_LIMIT]
     )
     for task_id, task_type in due:
@@ -90,7 +96,7 @@ def sweep() -> dict[str, int]:
             timeout = get_job_type(task_type).timeout_seconds
         except Exception:
             timeout = 60  # unknown type: the worker fails it with a config error
-        if enqueue_now(task_id, timeout_seconds=timeout):
+        if hand_over(task_id, timeout_seconds=timeout):
             counts["enqueued"] += 1
     if any(counts.values()):
         logger.info("watchdog sweep: %s", counts)

@@ -30,7 +30,7 @@ from tasks.models import Task, TaskLog
 from tasks.runtime import hotpath, resources
 from tasks.runtime.context import TaskContext
 from tasks.runtime.errors import Cancelled, ClaimLost, JobError, Paused, TimedOut
-from tasks.runtime.queue import enqueue_now
+from tasks.runtime.queue import hand_over
 from tasks.runtime.registry import JobType, get_job_type
 from tasks.services import StaleExecution, transition
 from tasks.states import RETRYABLE_CATEGORIES, ErrorCategory, LogLevel, TaskStatus, Trigger
@@ -183,9 +183,9 @@ def _release(ctx: TaskContext, *, reason: str) -> None:
     if status == TaskStatus.CANCELLED and changed_at:
         metrics.CANCEL_LATENCY.observe(max(0.0, (timezone.now() - changed_at).total_seconds()))
     # Resumed (or retried) while this execution was winding down: its claim attempt was refused
-    # because we still held the task, so hand it to the broker again now that we let go.
+    # because we still held the task, so hand it over again now that we let go.
     if status == TaskStatus.PENDING:
-        enqueue_now(ctx.task_id, timeout_seconds=ctx.job.timeout_seconds)
+        hand_over(ctx.task_id, timeout_seconds=ctx.job.timeout_seconds)
 
 
 def retry_delay(job: JobType, attempt: int) -> float:
