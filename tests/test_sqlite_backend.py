@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -102,14 +104,20 @@ def _wal_size(path: Path) -> int:
 
 
 @pytest.mark.parametrize("interval, bounded", [(0.0, True), (3600.0, False)])
-def test_checkpoints_run_by_committing_connections_keep_the_wal_small(sqlite_db, monkeypatch, interval, bounded):
+def test_checkpoints_asked_for_by_committing_connections_keep_the_wal_small(sqlite_db, monkeypatch, interval, bounded):
     monkeypatch.setattr(backend, "CHECKPOINT_INTERVAL", interval)
     path, make = sqlite_db
     alias = make(busy_timeout=5)
     connections[alias].cursor().execute("CREATE TABLE t (payload TEXT)")
-    for _ in range(300):
-        with transaction.atomic(using=alias):
-            connections[alias].cursor().execute("INSERT INTO t VALUES (%s)", ["x" * 3000])
+    for _ in range(30):
+        for _ in range(10):
+            with transaction.atomic(using=alias):
+                connections[alias].cursor().execute("INSERT INTO t VALUES (%s)", ["x" * 3000])
+        # The checkpoint runs in the background: let it finish (the next write then reuses the WAL).
+        checkpointer = backend._checkpointers.get(str(path))
+        deadline = time.monotonic() + 10
+        while checkpointer is not None and not checkpointer.idle() and time.monotonic() < deadline:
+            time.sleep(0.005)
     size = _wal_size(path)
     # 300 commits of about a page each: over a megabyte of WAL when nothing checkpoints.
     if bounded:
@@ -129,4 +137,46 @@ def test_a_checkpoint_that_cannot_run_never_fails_the_write_it_follows(sqlite_db
     with transaction.atomic(using=alias):
         cursor.execute("INSERT INTO t VALUES (1)")
     cursor.execute("INSERT INTO t VALUES (2)")  # autocommit
+    assert cursor.execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (2,)]
+
+
+def test_a_fork_waits_for_a_running_checkpoint_and_the_child_starts_its_own(sqlite_db, monkeypatch):
+    """A child forked while the checkpoint thread is inside SQLite would inherit SQLite's locks
+    held (django-q2 forks its workers from a process that writes): forks wait for it instead."""
+    monkeypatch.setattr(backend, "CHECKPOINT_INTERVAL", 0.0)
+    path, make = sqlite_db
+    alias = make(busy_timeout=5)
+    cursor = connections[alias].cursor()
+    cursor.execute("CREATE TABLE t (n INTEGER)")
+    cursor.execute("INSERT INTO t VALUES (1)")
+    checkpointer = backend._checkpointers[str(path)]
+    checkpoint_running = threading.Event()
+
+    def long_checkpoint():
+        with checkpointer.busy:  # as the thread holds it while SQLite checkpoints
+            checkpoint_running.set()
+            time.sleep(0.4)
+
+    threading.Thread(target=long_checkpoint).start()
+    checkpoint_running.wait()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the child: its own checkpoint thread, and writes that work
+        code = 1
+        try:
+            if not backend._checkpointers:
+                connection = sqlite3.connect(str(path), timeout=5)
+                connection.execute("INSERT INTO t VALUES (2)")
+                connection.commit()
+                lock = backend.WriterLock(f"{path}-writer.lock")
+                lock.last_checkpoint = 0.0
+                Path(f"{path}-checkpoint.stamp").unlink(missing_ok=True)
+                lock.checkpoint_when_due()
+                code = 0 if backend._checkpointers[str(path)] is not checkpointer else 2
+        finally:
+            os._exit(code)
+    waited = time.monotonic() - started
+    _, status = os.waitpid(pid, 0)
+    assert waited >= 0.3, "the fork waited for the running checkpoint"
+    assert os.waitstatus_to_exitcode(status) == 0
     assert cursor.execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (2,)]
