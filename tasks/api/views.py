@@ -18,6 +18,7 @@ from rest_framework.exceptions import Throttled, ValidationError
 from batches.models import Batch
 from taskcenter.api.filters import ListFiltersOnlyMixin
 from taskcenter.api.responses import ok
+from taskcenter.db.prepared import PreparedQuery
 from taskcenter.errors import NotFound
 from tasks.actors import Actor
 from tasks.api.filters import AuditLogFilter, TaskFilter
@@ -38,9 +39,9 @@ from tasks.api.serializers import (
     detail_item,
     list_rows,
 )
-from tasks.models import AuditLog, Task, TaskLog, TaskStage
+from tasks.models import AuditLog, Task, TaskLog
 from tasks.runtime.registry import job_types
-from tasks.selectors import task_statistics
+from tasks.selectors import stage_rows, task_statistics
 from tasks.services import (
     MAX_BULK_IDS,
     parse_task_id,
@@ -60,13 +61,18 @@ UUID_REGEX = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0
 VIEW = ["tasks.view_task"]
 
 
+_DETAIL_ROW = PreparedQuery(
+    lambda task_id: Task.objects.filter(pk=task_id).values_list(*DETAIL_COLUMNS.values()), Task._meta.pk
+)
+
+
 def _task_detail(task_id) -> dict:
-    """The task's detail read as two narrow queries (no model instances); 404 when it is gone."""
-    row = Task.objects.filter(pk=task_id).values_list(*DETAIL_COLUMNS.values()).first()
+    """The task's detail read as two narrow prepared queries (no model instances, no query
+    building per request); 404 when it is gone."""
+    row = _DETAIL_ROW.first(task_id)
     if row is None:
         raise NotFound(f"task {task_id} not found")
-    stages = TaskStage.objects.filter(task_id=task_id).order_by("position").values_list("name", "status", "progress")
-    return detail_item(row, stages)
+    return detail_item(row, stage_rows(task_id))
 
 
 @extend_schema_view(
