@@ -178,6 +178,10 @@ else:
 
 # --- REST API ---------------------------------------------------------------------------------
 
+#: Without Redis, the API throttles count requests in small files here (one machine); with Redis,
+#: in the shared cache.
+TASKCENTER_THROTTLE_DIR = None if REDIS_URL else Path(env_str("TASKCENTER_THROTTLE_DIR", str(VAR_DIR / "throttle")))
+
 REST_FRAMEWORK = {
     # Token first: an anonymous request then gets 401 with a WWW-Authenticate header, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -180,6 +180,8 @@ class WebServer:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "taskcenter.test_settings",
             "DATABASE_URL": database_url(),
+            # Its own request counters: another server's (same user ids) must not count here.
+            "TASKCENTER_THROTTLE_DIR": str(workdir / "throttle"),
             **(extra_env or {}),
         }
 

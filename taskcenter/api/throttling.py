@@ -3,14 +3,25 @@
 DRF's ``SimpleRateThrottle`` keeps every request's timestamp of the last window in one cache
 entry and rewrites the whole list on each request: at 6,000/min that is a list of up to 6,000
 floats pickled (and, with the file cache, compressed and written to disk) per request. Here the
-window is fixed and the entry is a counter: one ``incr`` per request (atomic with Redis; with the
-file cache two processes may occasionally count one request once — a throttle is a guard, not a
-meter). A fixed window lets a client send up to twice the rate across a window boundary.
+window is fixed and the entry is a counter: one ``incr`` per request — in the shared cache with
+Redis (atomic), otherwise in a counter file of this machine (:mod:`taskcenter.api.counters`,
+exact across processes). A fixed window lets a client send up to twice the rate across a window
+boundary.
 """
 
 from __future__ import annotations
 
+from functools import cache
+
+from django.conf import settings
 from rest_framework import throttling
+
+from taskcenter.api.counters import FileCounters
+
+
+@cache
+def _file_counters(directory: str) -> FileCounters:
+    return FileCounters(directory)
 
 
 class WindowCounterMixin:
@@ -23,13 +34,17 @@ class WindowCounterMixin:
         now = self.timer()
         window = int(now // self.duration)
         key = f"{self.key}:{window}"
-        try:
-            count = self.cache.incr(key)
-        except ValueError:  # first request of this window
-            count = 1
-            if not self.cache.add(key, 1, self.duration + 1):
-                count = self.cache.incr(key)  # another process started the window first
-        self.wait_seconds = (window + 1) * self.duration - now
+        window_end = (window + 1) * self.duration
+        if settings.TASKCENTER_THROTTLE_DIR:
+            count = _file_counters(str(settings.TASKCENTER_THROTTLE_DIR)).incr(key, expires_at=window_end + 1)
+        else:
+            try:
+                count = self.cache.incr(key)
+            except ValueError:  # first request of this window
+                count = 1
+                if not self.cache.add(key, 1, self.duration + 1):
+                    count = self.cache.incr(key)  # another process started the window first
+        self.wait_seconds = window_end - now
         return count <= self.num_requests
 
     def wait(self):
