@@ -29,7 +29,7 @@ from batches.services import (
     batch_update,
 )
 from batches.sources import CALCULATION_TYPES, sources
-from taskcenter.api.filters import ListFiltersOnlyMixin, StrictOrderingFilter
+from taskcenter.api.filters import FilterSet, ListFiltersOnlyMixin, StrictOrderingFilter
 from taskcenter.api.responses import ok
 from taskcenter.db.prepared import PreparedQuery
 from taskcenter.errors import NotFound
@@ -50,7 +50,7 @@ from tasks.states import TaskStatus
 BATCH_CODE_REGEX = "[A-Za-z0-9_-]{1,64}"
 
 
-class BatchFilter(django_filters.FilterSet):
+class BatchFilter(FilterSet):
     data_source = django_filters.CharFilter()
 
     class Meta:

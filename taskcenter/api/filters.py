@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+import django_filters
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
+
+
+class FilterSet(django_filters.FilterSet):
+    """A filter set whose form class is built once per filter set class, not per request.
+
+    django-filter builds the form class on every request from fresh copies of the filters (each
+    filter making its form field and looking up its label on the model): about a fifth of a task
+    list request's time. Our filters' fields depend on nothing but their declaration, so one form
+    class serves every request (each form instance still gets its own copies of the fields).
+    """
+
+    def get_form_class(self):
+        form_class = type(self).__dict__.get("_form_class")
+        if form_class is None:
+            form_class = super().get_form_class()
+            type(self)._form_class = form_class  # a race builds it twice, harmlessly
+        return form_class
 
 
 class StrictOrderingFilter(OrderingFilter):

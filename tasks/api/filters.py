@@ -8,6 +8,7 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
+from taskcenter.api.filters import FilterSet
 from tasks.models import AuditLog, Task
 from tasks.states import TaskStatus, Trigger
 
@@ -38,7 +39,7 @@ class CSVChoiceFilter(django_filters.Filter):
         return qs.filter(**{f"{self.field_name}__in": value})
 
 
-class TaskFilter(django_filters.FilterSet):
+class TaskFilter(FilterSet):
     status = CSVChoiceFilter(choices=TaskStatus.choices, help_text="One status or a comma-separated list.")
     task_type = django_filters.CharFilter()
     batch_code = django_filters.CharFilter(field_name="batch__batch_code")
@@ -68,7 +69,7 @@ class TaskFilter(django_filters.FilterSet):
 LEVEL_CHOICES = [("debug", "debug"), ("info", "info"), ("warn", "warn"), ("error", "error")]
 
 
-class AuditLogFilter(django_filters.FilterSet):
+class AuditLogFilter(FilterSet):
     actor = django_filters.CharFilter(field_name="actor_name", help_text="Username (or 'system').")
     action = django_filters.CharFilter()
     target = django_filters.CharFilter(method="filter_target", help_text="'type:id' or just an id.")
