@@ -8,9 +8,9 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from tasks.admin_helpers import progress_bar, run_bulk_action, status_badge
+from tasks.admin_helpers import progress_bar, run_task_operation, status_badge
 from tasks.models import AuditLog, Task, TaskLog
-from tasks.services import task_cancel, task_delete, task_pause, task_resume, task_retry
+from tasks.services import task_delete
 from tasks.states import LogLevel
 
 LOG_COLOURS = {LogLevel.DEBUG: "#6c757d", LogLevel.INFO: "#212529", LogLevel.WARN: "#b35c00", LogLevel.ERROR: "#dc3545"}
@@ -196,23 +196,23 @@ class TaskAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Cancel selected tasks"), permissions=["cancel"])
     def cancel_tasks(self, request, queryset):
-        run_bulk_action(self, request, queryset.values_list("pk", flat=True), _cancel, _("cancelled"))
+        run_task_operation(self, request, queryset, "cancel", _("cancelled"))
 
     @admin.action(description=_("Pause selected tasks"), permissions=["pause"])
     def pause_tasks(self, request, queryset):
-        run_bulk_action(self, request, queryset.values_list("pk", flat=True), _pause, _("paused"))
+        run_task_operation(self, request, queryset, "pause", _("paused"))
 
     @admin.action(description=_("Resume selected tasks"), permissions=["pause"])
     def resume_tasks(self, request, queryset):
-        run_bulk_action(self, request, queryset.values_list("pk", flat=True), _resume, _("resumed"))
+        run_task_operation(self, request, queryset, "resume", _("resumed"))
 
     @admin.action(description=_("Retry selected tasks"), permissions=["retry"])
     def retry_tasks(self, request, queryset):
-        run_bulk_action(self, request, queryset.values_list("pk", flat=True), _retry, _("queued again"))
+        run_task_operation(self, request, queryset, "retry", _("queued again"))
 
     @admin.action(description=_("Delete selected tasks"), permissions=["delete"])
     def delete_tasks(self, request, queryset):
-        run_bulk_action(self, request, queryset.values_list("pk", flat=True), _delete, _("deleted"))
+        run_task_operation(self, request, queryset, "delete", _("deleted"))
 
     def delete_model(self, request, obj):
         from tasks.actors import Actor
@@ -220,32 +220,7 @@ class TaskAdmin(admin.ModelAdmin):
         task_delete(actor=Actor.from_request(request), task_id=obj.pk)
 
     def delete_queryset(self, request, queryset):
-        run_bulk_action(self, request, queryset.values_list("pk", flat=True), _delete, _("deleted"))
-
-
-def _cancel(actor, task_id):
-    task_cancel(actor=actor, task_id=task_id)
-    return "cancelled"
-
-
-def _pause(actor, task_id):
-    task_pause(actor=actor, task_id=task_id)
-    return "paused"
-
-
-def _resume(actor, task_id):
-    task_resume(actor=actor, task_id=task_id)
-    return "pending"
-
-
-def _retry(actor, task_id):
-    task_retry(actor=actor, task_id=task_id)
-    return "pending"
-
-
-def _delete(actor, task_id):
-    task_delete(actor=actor, task_id=task_id)
-    return "deleted"
+        run_task_operation(self, request, queryset, "delete", _("deleted"))
 
 
 @admin.register(AuditLog)

@@ -7,7 +7,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 
 from tasks.actors import Actor
-from tasks.services import bulk_apply
+from tasks.services import bulk_apply, tasks_apply_many
 from tasks.states import TaskStatus
 
 BADGE_COLOURS = {
@@ -53,10 +53,20 @@ def progress_bar(progress: float | None, *, task_id=None, status: str = ""):
 
 
 def run_bulk_action(modeladmin, request, ids, operation, verb: str) -> None:
-    """Apply ``operation(actor, id)`` to each id through the services and report per item:
-    "3 cancelled; 2 refused: <id>: <reason>; …"."""
+    """Apply ``operation(actor, id)`` to each id through the services and report per item."""
     actor = Actor.from_request(request)
-    result = bulk_apply(ids, lambda item: operation(actor, item), limit=None)
+    report_bulk_result(modeladmin, request, bulk_apply(ids, lambda item: operation(actor, item), limit=None), verb)
+
+
+def run_task_operation(modeladmin, request, queryset, operation: str, verb: str) -> None:
+    """One of the services' :data:`~tasks.services.BULK_OPERATIONS` on the selected tasks."""
+    ids = queryset.values_list("pk", flat=True)
+    result = tasks_apply_many(actor=Actor.from_request(request), operation=operation, ids=ids, limit=None)
+    report_bulk_result(modeladmin, request, result, verb)
+
+
+def report_bulk_result(modeladmin, request, result: dict, verb: str) -> None:
+    """Per item: "3 cancelled; 2 refused: <id>: <reason>; …"."""
     refused = [(item, outcome["error"]) for item, outcome in result["results"].items() if not outcome["success"]]
     text = _("%(count)d %(verb)s") % {"count": result["success_count"], "verb": verb}
     if refused:

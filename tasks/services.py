@@ -329,23 +329,26 @@ def bulk_apply(ids: Iterable, operation, *, limit: int | None = MAX_BULK_IDS) ->
     }
 
 
-def tasks_cancel_many(*, actor: Actor, ids: Iterable, limit: int | None = MAX_BULK_IDS) -> dict:
-    """Cancel each task; per-item results (a finished or unknown task is refused, not fatal)."""
-    actor.require("tasks.cancel_task")
+#: The steering operations that apply to many tasks at once (the admin's actions and the API's
+#: bulk endpoints): the service, the permission it needs, and what a task becomes.
+BULK_OPERATIONS = {
+    "cancel": (task_cancel, "tasks.cancel_task", TaskStatus.CANCELLED),
+    "pause": (task_pause, "tasks.pause_task", TaskStatus.PAUSED),
+    "resume": (task_resume, "tasks.pause_task", TaskStatus.PENDING),
+    "retry": (task_retry, "tasks.retry_task", TaskStatus.PENDING),
+    "delete": (task_delete, "tasks.delete_task", "deleted"),
+}
 
-    def cancel(task_id):
-        task_cancel(actor=actor, task_id=task_id)
-        return TaskStatus.CANCELLED
 
-    return bulk_apply(ids, cancel, limit=limit)
+def tasks_apply_many(*, actor: Actor, operation: str, ids: Iterable, limit: int | None = MAX_BULK_IDS) -> dict:
+    """Apply one of :data:`BULK_OPERATIONS` to each task; per-item results (a task the
+    operation does not apply to — finished, unknown, still active for a delete — is refused,
+    not fatal). Without the permission nothing is tried (:class:`PermissionDenied`)."""
+    service, permission, becomes = BULK_OPERATIONS[operation]
+    actor.require(permission)
 
+    def apply(task_id):
+        service(actor=actor, task_id=task_id)
+        return becomes
 
-def tasks_delete_many(*, actor: Actor, ids: Iterable) -> dict:
-    """Delete each finished task; active or unknown tasks are refused per item."""
-    actor.require("tasks.delete_task")
-
-    def delete(task_id):
-        task_delete(actor=actor, task_id=task_id)
-        return "deleted"
-
-    return bulk_apply(ids, delete)
+    return bulk_apply(ids, apply, limit=limit)

@@ -44,7 +44,7 @@ from tasks.api.serializers import (
 from tasks.api.views import _bulk_message
 from tasks.models import Task
 from tasks.selectors import stage_rows
-from tasks.services import bulk_apply, parse_task_id, tasks_cancel_many, tasks_delete_many
+from tasks.services import bulk_apply, parse_task_id, tasks_apply_many
 from tasks.states import TaskStatus
 
 BATCH_CODE_REGEX = "[A-Za-z0-9_-]{1,64}"
@@ -210,14 +210,18 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
     def batch_cancel(self, request):
         body = TaskIdsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = tasks_cancel_many(actor=Actor.from_request(request), ids=body.validated_data["task_ids"])
+        result = tasks_apply_many(
+            actor=Actor.from_request(request), operation="cancel", ids=body.validated_data["task_ids"]
+        )
         return ok(result, message=_bulk_message("cancelled", result))
 
     @extend_schema(summary="Delete several finished tasks", request=TaskIdsSerializer, responses=BulkResultSerializer)
     def batch_delete(self, request):
         body = TaskIdsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = tasks_delete_many(actor=Actor.from_request(request), ids=body.validated_data["task_ids"])
+        result = tasks_apply_many(
+            actor=Actor.from_request(request), operation="delete", ids=body.validated_data["task_ids"]
+        )
         return ok(result, message=_bulk_message("deleted", result))
 
 

@@ -52,8 +52,7 @@ from tasks.services import (
     task_resume,
     task_retry,
     task_update_params,
-    tasks_cancel_many,
-    tasks_delete_many,
+    tasks_apply_many,
 )
 from tasks.states import ACTIVE_STATUSES, FINISHED_STATUSES, LogLevel, Trigger
 
@@ -279,7 +278,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
             ids = [str(pk) for pk in active.values_list("pk", flat=True)[:100_000]]
         # By type or "all" there may be more than one request's worth of ids: no per-request cap.
         limit = MAX_BULK_IDS if "task_ids" in body.validated_data else None
-        result = tasks_cancel_many(actor=Actor.from_request(request), ids=ids, limit=limit)
+        result = tasks_apply_many(actor=Actor.from_request(request), operation="cancel", ids=ids, limit=limit)
         return ok(result, message=_bulk_message("cancelled", result))
 
     @extend_schema(summary="Bulk delete finished tasks", request=TaskIdsSerializer, responses=BulkResultSerializer)
@@ -287,7 +286,9 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
     def batch_delete(self, request):
         body = TaskIdsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = tasks_delete_many(actor=Actor.from_request(request), ids=body.validated_data["task_ids"])
+        result = tasks_apply_many(
+            actor=Actor.from_request(request), operation="delete", ids=body.validated_data["task_ids"]
+        )
         return ok(result, message=_bulk_message("deleted", result))
 
     @extend_schema(summary="Task statistics", responses=TaskStatisticsSerializer, filters=False)
