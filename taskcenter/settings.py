@@ -249,6 +249,9 @@ Q_CLUSTER = {
     # A cluster pre-fetches at most one task per worker, so a task never waits long in a local
     # queue while its broker lease (retry) runs out.
     "queue_limit": Q_WORKERS,
+    # The pusher takes up to this many messages / due tasks per broker call: one query serves a
+    # worker each, so a single pusher keeps up with the workers of a busy cluster.
+    "bulk": Q_WORKERS,
     "timeout": Q_TIMEOUT,
     # Broker lease: a message not acknowledged after this many seconds is delivered again. It must
     # exceed timeout, or a long task would be delivered twice (fencing would make that harmless,

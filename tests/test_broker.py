@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
@@ -51,6 +52,17 @@ def test_each_waiting_task_is_handed_out_once_and_then_the_queue_is_empty(db, br
     handed = [package["args"][0] for _ in range(5) for _, package in take(broker)]
     assert sorted(handed) == sorted(tasks)
     assert take(broker) == [], "handed-out tasks wait for their claim; they are not handed out again"
+
+
+def test_one_dequeue_hands_out_up_to_bulk_tasks_oldest_first(db, broker, monkeypatch):
+    monkeypatch.setattr(Conf, "BULK", 3)
+    created = [str(canary().pk) for _ in range(5)]
+    first = [package["args"][0] for _, package in take(broker)]
+    assert len(set(first)) == 3, "one query serves three workers"
+    assert first == sorted(first, key=created.index), "in the order they were created"
+    rest = [package["args"][0] for _, package in take(broker)]
+    assert sorted(first + rest) == sorted(created), "the other two at the next call, none twice"
+    assert take(broker) == []
 
 
 def test_a_task_handed_out_but_never_claimed_is_handed_out_again_after_the_lease(db, broker, settings):

@@ -96,7 +96,9 @@ class TaskTableBroker(ORM):
         return taken
 
     def _dequeue_task(self):
-        """One due pending task from the tasks table, as the package ``async_task`` would send."""
+        """Due pending tasks from the tasks table, as the packages ``async_task`` would send: up to
+        ``Conf.BULK`` (django-q2's ``bulk``, as for messages) from one query, picked at random
+        among the oldest few so that clusters sharing the table seldom pick the same one."""
         hold = settings.TASKCENTER_LEASE_SECONDS
         moment = time.monotonic()
         handed = self._handed_out
@@ -113,9 +115,14 @@ class TaskTableBroker(ORM):
         choices = [row for row in _due_tasks(limit=2 * in_flight + 8) if row[:2] not in handed]
         if not choices:
             return None
-        task_id, version, task_type = random.choice(choices[:in_flight])
-        handed[(task_id, version)] = moment
-        return [(f"{TASK_ACK_PREFIX}{task_id}", signed_message(task_id, task_type))]
+        candidates = choices[:in_flight]
+        picked = sorted(random.sample(range(len(candidates)), min(max(1, Conf.BULK), len(candidates))))
+        taken = []
+        for index in picked:  # oldest first
+            task_id, version, task_type = candidates[index]
+            handed[(task_id, version)] = moment
+            taken.append((f"{TASK_ACK_PREFIX}{task_id}", signed_message(task_id, task_type)))
+        return taken
 
     # --- acknowledging -------------------------------------------------------------------------
 
