@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+import warnings
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -14,6 +17,34 @@ def is_postgres() -> bool:
     from django.db import connection
 
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test databases; on PostgreSQL, before they are dropped, wait for the
+    sessions of subprocesses the tests stopped (a killed process's session ends a moment after
+    it) — PostgreSQL refuses to drop a database somebody is connected to."""
+    yield
+    with django_db_blocker.unblock():
+        if not is_postgres():
+            return
+        from django.db import connection
+
+        others = (
+            "SELECT pid, query FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        deadline = time.monotonic() + 15
+        with connection.cursor() as cursor:
+            while True:
+                cursor.execute(others)
+                left = cursor.fetchall()
+                if not left or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            for pid, query in left:
+                message = f"a test subprocess's session outlived the tests (pid {pid}: {query[:80]!r}); ended"
+                warnings.warn(message, stacklevel=2)
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 import shutil
 
 import pytest
+from django.db import connections
 
 from batches.assessments import generate
 from batches.models import Batch
@@ -50,6 +51,9 @@ def browser():
         )
         yield chromium
         chromium.close()
+        # Queries made while Playwright's loop ran had a connection of their own context: close
+        # it, or it outlives the test and PostgreSQL refuses to drop the test database.
+        connections.close_all()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
