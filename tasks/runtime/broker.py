@@ -109,7 +109,7 @@ class TaskTableBroker(ORM):
             del handed[oldest]
         # At most this many handed-out tasks can still be waiting for their claim: those in the
         # cluster's local queue, in the pusher's hand and being started by each worker.
-        in_flight = (Conf.QUEUE_LIMIT or Conf.WORKERS) + Conf.WORKERS + 1
+        in_flight = (Conf.QUEUE_LIMIT or Conf.WORKERS) + Conf.WORKERS + max(1, Conf.BULK)
         # A task is remembered with the version of its row: once claimed it is no longer pending,
         # and when it is pending again (paused and resumed, retried) it is a new hand-out.
         choices = [row for row in _due_tasks(limit=2 * in_flight + 8) if row[:2] not in handed]
