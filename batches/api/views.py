@@ -41,10 +41,10 @@ from tasks.api.serializers import (
     TaskStatusSerializer,
     iso,
 )
-from tasks.api.views import _bulk_message
+from tasks.api.views import _bulk_message, apply_to_task_ids
 from tasks.models import Task
 from tasks.selectors import stage_rows
-from tasks.services import bulk_apply, parse_task_id, tasks_apply_many
+from tasks.services import bulk_apply, parse_task_id
 from tasks.states import TaskStatus
 
 BATCH_CODE_REGEX = "[A-Za-z0-9_-]{1,64}"
@@ -208,21 +208,11 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
 
     @extend_schema(summary="Cancel several tasks", request=TaskIdsSerializer, responses=BulkResultSerializer)
     def batch_cancel(self, request):
-        body = TaskIdsSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        result = tasks_apply_many(
-            actor=Actor.from_request(request), operation="cancel", ids=body.validated_data["task_ids"]
-        )
-        return ok(result, message=_bulk_message("cancelled", result))
+        return apply_to_task_ids(request, "cancel", "cancelled")
 
     @extend_schema(summary="Delete several finished tasks", request=TaskIdsSerializer, responses=BulkResultSerializer)
     def batch_delete(self, request):
-        body = TaskIdsSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        result = tasks_apply_many(
-            actor=Actor.from_request(request), operation="delete", ids=body.validated_data["task_ids"]
-        )
-        return ok(result, message=_bulk_message("deleted", result))
+        return apply_to_task_ids(request, "delete", "deleted")
 
 
 class DataSourceViewSet(viewsets.ViewSet):

@@ -284,12 +284,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
     @extend_schema(summary="Bulk delete finished tasks", request=TaskIdsSerializer, responses=BulkResultSerializer)
     @action(detail=False, methods=["post"], url_path="batch-delete")
     def batch_delete(self, request):
-        body = TaskIdsSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        result = tasks_apply_many(
-            actor=Actor.from_request(request), operation="delete", ids=body.validated_data["task_ids"]
-        )
-        return ok(result, message=_bulk_message("deleted", result))
+        return apply_to_task_ids(request, "delete", "deleted")
 
     @extend_schema(summary="Task statistics", responses=TaskStatisticsSerializer, filters=False)
     @action(detail=False, methods=["get"], filterset_class=None, pagination_class=None)
@@ -299,6 +294,16 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
 
 def _bulk_message(verb: str, result: dict) -> str:
     return f"{result['success_count']}/{result['total_count']} {verb}; {result['failed_count']} refused"
+
+
+def apply_to_task_ids(request, operation: str, verb: str):
+    """The answer of a bulk endpoint whose body is ``{"task_ids": [...]}``: the services'
+    ``operation`` on each task, per-item results in the envelope."""
+    body = TaskIdsSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    actor = Actor.from_request(request)
+    result = tasks_apply_many(actor=actor, operation=operation, ids=body.validated_data["task_ids"])
+    return ok(result, message=_bulk_message(verb, result))
 
 
 _STREAMS = threading.BoundedSemaphore(settings.TASKCENTER_SSE_MAX_STREAMS)
