@@ -8,6 +8,10 @@ task, its stages and an audit row for every task, so the statement text is built
 UUID and JSON adaptation), so a new model field needs no change here.
 
 Auto-incremented primary keys are left to the database and not read back.
+
+Most values a hot path writes are the same few constants (a field's default, ``None``, a status):
+their prepared form is remembered per field, so only the values that differ from row to row
+(ids, times, JSON) go through the field's preparation each time.
 """
 
 from __future__ import annotations
@@ -23,6 +27,35 @@ _AUTO = (AutoField, BigAutoField, SmallAutoField)
 @cache
 def _fields(model: type[Model]) -> tuple:
     return tuple(f for f in model._meta.concrete_fields if not isinstance(f, _AUTO))
+
+
+#: Python types whose values are immutable and equal only when they are the same value (not
+#: float: -0.0 == 0.0): a field prepares such a value the same way every time (on one
+#: connection), so the result can be remembered.
+_CONSTANT_TYPES = (type(None), str, int, bool)
+#: At most this many remembered values per field (beyond it, values are prepared every time).
+_MEMO_LIMIT = 64
+_MISSING = object()
+
+
+@cache
+def _preparers(model: type[Model], alias: str) -> tuple:
+    """(field, memo) for each inserted field of ``model`` on the connection ``alias``."""
+    return tuple((f, {}) for f in _fields(model))
+
+
+def _prepare(field, memo: dict, obj: Model, db):
+    value = field.pre_save(obj, True)
+    kind = type(value)
+    if kind not in _CONSTANT_TYPES:
+        return field.get_db_prep_save(value, db)
+    key = (kind, value)
+    prepared = memo.get(key, _MISSING)
+    if prepared is _MISSING:
+        prepared = field.get_db_prep_save(value, db)
+        if len(memo) < _MEMO_LIMIT:
+            memo[key] = prepared
+    return prepared
 
 
 @cache
@@ -53,13 +86,13 @@ def insert_statements(objs: list[Model]) -> list[Statement]:
     if not objs:
         return []
     model = type(objs[0])
-    fields = _fields(model)
     # The connection itself, not the thread-local proxy: fields ask it for several things each.
     db = connections[DEFAULT_DB_ALIAS]
+    preparers = _preparers(model, db.alias)
     statements = []
     for start in range(0, len(objs), CHUNK):
         chunk = objs[start : start + CHUNK]
-        params = [f.get_db_prep_save(f.pre_save(obj, True), db) for obj in chunk for f in fields]
+        params = [_prepare(f, memo, obj, db) for obj in chunk for f, memo in preparers]
         statements.append((_statement(model, len(chunk), db.vendor), params))
     for obj in objs:
         obj._state.adding = False

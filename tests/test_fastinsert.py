@@ -1,0 +1,62 @@
+"""The hot paths' hand-built INSERTs store exactly what the ORM stores, for first and repeated
+(remembered) values alike."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import connection
+
+from tasks.fastinsert import insert_rows
+from tasks.models import AuditLog, Task
+
+
+def _raw(model, pk) -> tuple:
+    """The row as the database holds it (no conversion back to Python)."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in model._meta.concrete_fields)
+    pk_value = model._meta.pk.get_db_prep_value(pk, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {table} WHERE {connection.ops.quote_name('id')} = %s", [pk_value])
+        return cursor.fetchone()
+
+
+def _without(row: tuple, model, *names) -> tuple:
+    skip = {model._meta.get_field(name).column for name in names}
+    pairs = zip(model._meta.concrete_fields, row, strict=True)
+    return tuple(value for field, value in pairs if field.column not in skip)
+
+
+def test_inserted_tasks_match_orm_created_ones_field_for_field(db):
+    def make(**values) -> Task:
+        return Task(task_type="canary", params={"seconds": 0, "steps": 3, "label": "ü"}, **values)
+
+    # Twice each, so the second row uses the remembered forms of the constant values.
+    for round_ in range(2):
+        ours, theirs = make(trigger="api", max_attempts=3), make(trigger="api", max_attempts=3)
+        theirs.id = uuid.uuid4()
+        insert_rows([ours])
+        Task.objects.bulk_create([theirs])
+        assert not ours._state.adding
+        ours_row = _without(_raw(Task, ours.pk), Task, "id", "created_at", "updated_at")
+        theirs_row = _without(_raw(Task, theirs.pk), Task, "id", "created_at", "updated_at")
+        assert ours_row == theirs_row, round_
+        stored = Task.objects.get(pk=ours.pk)
+        assert stored.params == {"seconds": 0, "steps": 3, "label": "ü"}
+        assert stored.status == "pending" and stored.progress == 0.0 and stored.result is None
+
+
+def test_inserted_audit_rows_match_orm_created_ones(db):
+    def entry(action: str, details: dict) -> AuditLog:
+        return AuditLog(action=action, target_type="task", target_id="t-1", to_status="pending", details=details)
+
+    for details in ({}, {"n": 1}, {}, {"n": 1}):
+        insert_rows([entry("task.create", details)])
+        AuditLog.objects.create(
+            action="task.create", target_type="task", target_id="t-1", to_status="pending", details=details
+        )
+        ours, theirs = AuditLog.objects.order_by("-id")[1], AuditLog.objects.order_by("-id")[0]
+        assert _without(_raw(AuditLog, ours.pk), AuditLog, "id", "created_at") == _without(
+            _raw(AuditLog, theirs.pk), AuditLog, "id", "created_at"
+        )
+        assert ours.actor_name == "system" and ours.details == details
