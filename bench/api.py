@@ -5,7 +5,7 @@ Fills a fresh SQLite database with ``--tasks`` tasks (each with its stages and t
 serves it with gunicorn as ``dev.py run`` does
 (4 processes × 8 threads), and sends ``--requests`` requests of each kind —
 the task list (page_size=50, unfiltered and filtered by status), task detail, task progress — from
-4 concurrent keep-alive clients on loopback. The same list rows fetched by a bare Django ORM query
+4 concurrent keep-alive clients on loopback (4 processes). The same list rows fetched by a bare Django ORM query
 and ``json.dumps`` are timed in-process as the floor. The last line is one JSON object.
 
     .venv/bin/python bench/api.py [--tasks 100000] [--requests 500]
@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import random
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -106,36 +106,50 @@ def floor_list_ms(repeats: int) -> list[float]:
     return timings
 
 
+def _client(port: int, token: str, paths: list[str], ready, go, results) -> None:
+    """One client: its own process (as real clients are: no interpreter lock shared with the
+    others, so a response is timed the moment it arrives) and one keep-alive connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.connect()
+    ready.wait()
+    go.wait()
+    mine = []
+    for path in paths:
+        started = time.perf_counter()
+        connection.request("GET", path, headers={"Authorization": f"Token {token}"})
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            results.put(RuntimeError(f"{path}: {response.status}"))
+            return
+        mine.append((time.perf_counter() - started) * 1000)
+    results.put(mine)
+
+
 def run_clients(port: int, token: str, paths: list[str]) -> tuple[list[float], float]:
-    latencies: list[float] = []
-    lock = threading.Lock()
-    queue = list(paths)
-
-    def client():
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine = []
-        while True:
-            with lock:
-                if not queue:
-                    break
-                path = queue.pop()
-            started = time.perf_counter()
-            connection.request("GET", path, headers={"Authorization": f"Token {token}"})
-            response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                raise RuntimeError(f"{path}: {response.status}")
-            mine.append((time.perf_counter() - started) * 1000)
-        with lock:
-            latencies.extend(mine)
-
+    """``paths`` shared round-robin among ``CLIENTS`` client processes, started together;
+    returns every latency (ms) and the wall time of the whole run."""
+    context = multiprocessing.get_context("fork")
+    ready, go, results = context.Barrier(CLIENTS + 1), context.Event(), context.Queue()
+    clients = [
+        context.Process(target=_client, args=(port, token, paths[number::CLIENTS], ready, go, results))
+        for number in range(CLIENTS)
+    ]
+    for client in clients:
+        client.start()
+    ready.wait()  # every client connected
     started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, time.perf_counter() - started
+    go.set()
+    latencies: list[float] = []
+    for _ in clients:
+        found = results.get(timeout=600)
+        if isinstance(found, Exception):
+            raise found
+        latencies.extend(found)
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        client.join()
+    return latencies, elapsed
 
 
 def main() -> None:
