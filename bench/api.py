@@ -5,8 +5,9 @@ Fills a fresh SQLite database with ``--tasks`` tasks (each with its stages and t
 serves it with gunicorn as ``dev.py run`` does
 (4 processes × 8 threads), and sends ``--requests`` requests of each kind —
 the task list (page_size=50, unfiltered and filtered by status), task detail, task progress — from
-4 concurrent keep-alive clients on loopback (4 processes). The same list rows fetched by a bare Django ORM query
-and ``json.dumps`` are timed in-process as the floor. The last line is one JSON object.
+4 concurrent keep-alive clients on loopback (4 processes). The same list rows fetched by a bare
+Django ORM query and ``json.dumps`` are timed in-process as the floor. The last line is one JSON
+object.
 
     .venv/bin/python bench/api.py [--tasks 100000] [--requests 500]
 """
@@ -108,22 +109,25 @@ def floor_list_ms(repeats: int) -> list[float]:
 
 def _client(port: int, token: str, paths: list[str], ready, go, results) -> None:
     """One client: its own process (as real clients are: no interpreter lock shared with the
-    others, so a response is timed the moment it arrives) and one keep-alive connection."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.connect()
-    ready.wait()
-    go.wait()
-    mine = []
-    for path in paths:
-        started = time.perf_counter()
-        connection.request("GET", path, headers={"Authorization": f"Token {token}"})
-        response = connection.getresponse()
-        response.read()
-        if response.status != 200:
-            results.put(RuntimeError(f"{path}: {response.status}"))
-            return
-        mine.append((time.perf_counter() - started) * 1000)
-    results.put(mine)
+    others, so a response is timed the moment it arrives) and one keep-alive connection. Puts its
+    latencies (ms) on ``results``, or the error that stopped it."""
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.connect()
+        ready.wait(timeout=30)
+        go.wait(timeout=30)
+        mine = []
+        for path in paths:
+            started = time.perf_counter()
+            connection.request("GET", path, headers={"Authorization": f"Token {token}"})
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{path}: {response.status}")
+            mine.append((time.perf_counter() - started) * 1000)
+        results.put(mine)
+    except Exception as exc:  # reported to the parent, which fails the run
+        results.put(RuntimeError(f"client failed: {exc!r}"))
 
 
 def run_clients(port: int, token: str, paths: list[str]) -> tuple[list[float], float]:
@@ -132,12 +136,12 @@ def run_clients(port: int, token: str, paths: list[str]) -> tuple[list[float], f
     context = multiprocessing.get_context("fork")
     ready, go, results = context.Barrier(CLIENTS + 1), context.Event(), context.Queue()
     clients = [
-        context.Process(target=_client, args=(port, token, paths[number::CLIENTS], ready, go, results))
+        context.Process(target=_client, args=(port, token, paths[number::CLIENTS], ready, go, results), daemon=True)
         for number in range(CLIENTS)
     ]
     for client in clients:
         client.start()
-    ready.wait()  # every client connected
+    ready.wait(timeout=30)  # every client connected (a client that failed breaks the barrier)
     started = time.perf_counter()
     go.set()
     latencies: list[float] = []
