@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.db import connection
 
 from tasks.fastinsert import insert_rows
@@ -17,7 +15,8 @@ def _raw(model, pk) -> tuple:
     columns = ", ".join(connection.ops.quote_name(f.column) for f in model._meta.concrete_fields)
     pk_value = model._meta.pk.get_db_prep_value(pk, connection)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {table} WHERE {connection.ops.quote_name('id')} = %s", [pk_value])
+        pk_column = connection.ops.quote_name(model._meta.pk.column)
+        cursor.execute(f"SELECT {columns} FROM {table} WHERE {pk_column} = %s", [pk_value])
         return cursor.fetchone()
 
 
@@ -34,7 +33,6 @@ def test_inserted_tasks_match_orm_created_ones_field_for_field(db):
     # Twice each, so the second row uses the remembered forms of the constant values.
     for round_ in range(2):
         ours, theirs = make(trigger="api", max_attempts=3), make(trigger="api", max_attempts=3)
-        theirs.id = uuid.uuid4()
         insert_rows([ours])
         Task.objects.bulk_create([theirs])
         assert not ours._state.adding
@@ -55,7 +53,7 @@ def test_inserted_audit_rows_match_orm_created_ones(db):
         AuditLog.objects.create(
             action="task.create", target_type="task", target_id="t-1", to_status="pending", details=details
         )
-        ours, theirs = AuditLog.objects.order_by("-id")[1], AuditLog.objects.order_by("-id")[0]
+        theirs, ours = AuditLog.objects.order_by("-id")[:2]
         assert _without(_raw(AuditLog, ours.pk), AuditLog, "id", "created_at") == _without(
             _raw(AuditLog, theirs.pk), AuditLog, "id", "created_at"
         )
