@@ -6,8 +6,9 @@ serves it with gunicorn as ``dev.py run`` does
 (4 processes × 8 threads), and sends ``--requests`` requests of each kind —
 the task list (page_size=50, unfiltered and filtered by status), task detail, task progress — from
 4 concurrent keep-alive clients on loopback (4 processes). The same list rows fetched by a bare
-Django ORM query and ``json.dumps`` are timed in-process as the floor. The last line is one JSON
-object.
+Django ORM query and ``json.dumps`` are timed in-process as the floor. The list requests are also
+sent by one client alone (``list_p50_one_client_ms``): the request's own cost, without the queueing
+of four clients on this machine's cores. The last line is one JSON object.
 
     .venv/bin/python bench/api.py [--tasks 100000] [--requests 500]
 """
@@ -130,29 +131,29 @@ def _client(port: int, token: str, paths: list[str], ready, go, results) -> None
         results.put(RuntimeError(f"client failed: {exc!r}"))
 
 
-def run_clients(port: int, token: str, paths: list[str]) -> tuple[list[float], float]:
-    """``paths`` shared round-robin among ``CLIENTS`` client processes, started together;
+def run_clients(port: int, token: str, paths: list[str], clients: int = CLIENTS) -> tuple[list[float], float]:
+    """``paths`` shared round-robin among ``clients`` client processes, started together;
     returns every latency (ms) and the wall time of the whole run."""
     context = multiprocessing.get_context("fork")
-    ready, go, results = context.Barrier(CLIENTS + 1), context.Event(), context.Queue()
-    clients = [
-        context.Process(target=_client, args=(port, token, paths[number::CLIENTS], ready, go, results), daemon=True)
-        for number in range(CLIENTS)
+    ready, go, results = context.Barrier(clients + 1), context.Event(), context.Queue()
+    processes = [
+        context.Process(target=_client, args=(port, token, paths[number::clients], ready, go, results), daemon=True)
+        for number in range(clients)
     ]
-    for client in clients:
-        client.start()
+    for process in processes:
+        process.start()
     ready.wait(timeout=30)  # every client connected (a client that failed breaks the barrier)
     started = time.perf_counter()
     go.set()
     latencies: list[float] = []
-    for _ in clients:
+    for _ in processes:
         found = results.get(timeout=600)
         if isinstance(found, Exception):
             raise found
         latencies.extend(found)
     elapsed = time.perf_counter() - started
-    for client in clients:
-        client.join()
+    for process in processes:
+        process.join()
     return latencies, elapsed
 
 
@@ -210,6 +211,9 @@ def main() -> None:
         detail_paths = [f"/api/v1/tasks/{rng.choice(ids)}" for _ in range(args.requests)]
         progress_paths = [f"/api/v1/statistics/tasks/{rng.choice(ids)}/progress" for _ in range(args.requests)]
         run_clients(port, token, list_paths[:40] + detail_paths[:40])  # warm up
+        # One client alone first: the request's own cost, without the queueing that four clients
+        # on this machine's cores add.
+        alone_ms, _ = run_clients(port, token, list_paths, clients=1)
         list_ms, list_s = run_clients(port, token, list_paths)
         detail_ms, detail_s = run_clients(port, token, detail_paths)
         progress_ms, progress_s = run_clients(port, token, progress_paths)
@@ -228,6 +232,9 @@ def main() -> None:
         "rps": round(total / (list_s + detail_s + progress_s), 1),
         "floor_list_p50_ms": round(percentile(floor, 0.5), 2),
         "ratio_to_floor": round(percentile(list_ms, 0.5) / percentile(floor, 0.5), 2),
+        # The same list requests from one client alone, and that latency against the floor.
+        "list_p50_one_client_ms": round(percentile(alone_ms, 0.5), 2),
+        "ratio_one_client": round(percentile(alone_ms, 0.5) / percentile(floor, 0.5), 2),
     }
     print(json.dumps(result))
 
