@@ -15,6 +15,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from batches.models import Batch
 from taskcenter.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from tasks.actors import SYSTEM, Actor
 from tasks.audit import audit, audit_entry, log_on_commit
@@ -185,17 +186,26 @@ def _create_task(*, actor: Actor, job, params: dict, batch, trigger: str) -> Tas
 
 
 def task_update_params(*, actor: Actor, task_id, params: dict) -> Task:
-    """Replace a pending task's params (seed 003: only while pending; else :class:`Conflict`)."""
+    """Replace a pending task's params (seed 003: only while pending; else :class:`Conflict`).
+
+    A pending task that already ran part of its work (resumed or retried, with a checkpoint) keeps
+    its params too: it continues from that checkpoint, which was made with them.
+    """
     actor.require("tasks.change_task")
     task = _get(task_id)
     clean = get_job_type(task.task_type).validate_params(params)
     with transaction.atomic():
-        changed = Task.objects.filter(pk=task.pk, status=TaskStatus.PENDING).update(
+        changed = Task.objects.filter(pk=task.pk, status=TaskStatus.PENDING, checkpoint__isnull=True).update(
             params=clean, updated_at=timezone.now()
         )
         if not changed:
-            current = Task.objects.filter(pk=task.pk).values_list("status", flat=True).first()
-            raise Conflict(f"task {task.pk} is {current}; only pending tasks can be changed")
+            current = Task.objects.filter(pk=task.pk).values_list("status", "checkpoint").first()
+            if current is not None and current[0] == TaskStatus.PENDING:
+                raise Conflict(
+                    f"task {task.pk} continues from a checkpoint made with its params, so they cannot change;"
+                    " cancel it and create a new task instead"
+                )
+            raise Conflict(f"task {task.pk} is {current and current[0]}; only pending tasks can be changed")
         audit(actor=actor, action="task.update", target_type="task", target_id=task.pk, details={"params": clean})
     task.refresh_from_db()
     return task
@@ -248,6 +258,8 @@ def task_retry(*, actor: Actor, task_id) -> str:
     actor.require("tasks.retry_task")
     task = _get(task_id)
     with transaction.atomic():
+        if task.batch_id is not None:
+            _refuse_a_second_active_task(task)
         previous = transition(
             task.pk,
             TaskStatus.PENDING,
@@ -264,10 +276,27 @@ def task_retry(*, actor: Actor, task_id) -> str:
                 "completed_at": None,
                 "next_attempt_at": None,
                 "enqueued_at": timezone.now(),
+                # If this run fails for good too, that is a new failure: alert again.
+                "alerted_at": None,
             },
         )
         enqueue_on_commit(task.pk, timeout_seconds=get_job_type(task.task_type).timeout_seconds)
     return previous
+
+
+def _refuse_a_second_active_task(task: Task) -> None:
+    """A batch has at most one active task: :class:`Conflict` if another one of ``task``'s batch
+    is active. Takes the batch's row lock (PostgreSQL; on SQLite the transaction holds the write
+    lock) as starting a batch does, so the two cannot both succeed."""
+    Batch.objects.select_for_update().filter(pk=task.batch_id).values_list("pk").first()
+    other = (
+        Task.objects.filter(batch_id=task.batch_id, status__in=ACTIVE_STATUSES)
+        .exclude(pk=task.pk)
+        .values_list("pk", "status")
+        .first()
+    )
+    if other is not None:
+        raise Conflict(f"batch {task.batch.batch_code} already has an active task {other[0]} ({other[1]})")
 
 
 def task_delete(*, actor: Actor, task_id) -> str:

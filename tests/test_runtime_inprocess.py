@@ -273,3 +273,52 @@ def test_a_task_cancelled_before_completion_is_recorded_keeps_no_result(db, temp
     task.refresh_from_db()
     assert (task.status, task.result, task.execution_id) == ("cancelled", None, None)
     assert not AuditLog.objects.filter(target_id=str(task.pk), action="worker.complete").exists()
+
+
+@pytest.mark.parametrize("stop", ["cancel", "pause"])
+def test_a_job_that_fails_after_a_users_cancel_or_pause_lets_go_of_the_task(db, temporary_job, stop):
+    """The job raises before its next check: the user's decision stands, the worker lets go at
+    once (checkpoint kept), and the task can be retried or resumed right away."""
+    from tasks.services import task_cancel, task_pause, task_resume, task_retry
+
+    def stopped_then_broken(ctx):
+        ctx.save_checkpoint({"next_step": 3})
+        (task_cancel if stop == "cancel" else task_pause)(actor=SYSTEM, task_id=ctx.task_id)
+        raise RuntimeError("disk full")
+
+    name = temporary_job("test.stopped_then_broken", stopped_then_broken, max_attempts=3)
+    task = task_create(actor=SYSTEM, task_type=name)
+    run_task(str(task.pk))
+    task.refresh_from_db()
+    assert task.status == ("cancelled" if stop == "cancel" else "paused")
+    assert (task.execution_id, task.error_category, task.checkpoint) == (None, None, {"next_step": 3})
+    last = TaskLog.objects.filter(task=task).order_by("-id").first()
+    assert "disk full" in last.message and "not a failure" in last.message
+    assert not AuditLog.objects.filter(target_id=str(task.pk), action="worker.fail").exists()
+    # Let go, so the next execution can claim it at once (not after the watchdog's lease).
+    (task_retry if stop == "cancel" else task_resume)(actor=SYSTEM, task_id=task.pk)
+    assert run_task(str(task.pk)) != "not claimable"
+    assert AuditLog.objects.filter(target_id=str(task.pk), action="worker.claim").count() == 2
+
+
+def test_a_retried_task_that_fails_for_good_again_is_alerted_again(db, temporary_job, mailoutbox, settings):
+    from tasks.runtime.alerts import send_failure_alert
+    from tasks.runtime.errors import DataError
+    from tasks.services import task_retry
+
+    settings.ADMINS = [("Ops", "ops@example.com")]
+
+    def bad_data(ctx):
+        raise DataError("no records match the selection")
+
+    name = temporary_job("test.bad_data_twice", bad_data, max_attempts=1)
+    task = task_create(actor=SYSTEM, task_type=name)
+    run_task(str(task.pk))
+    send_failure_alert(str(task.pk))
+    send_failure_alert(str(task.pk))  # one failure, one alert
+    assert len(mailoutbox) == 1
+    task_retry(actor=SYSTEM, task_id=task.pk)
+    run_task(str(task.pk))
+    send_failure_alert(str(task.pk))
+    assert len(mailoutbox) == 2
+    assert Task.objects.get(pk=task.pk).status == "failed"

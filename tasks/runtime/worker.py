@@ -196,18 +196,27 @@ def retry_delay(job: JobType, attempt: int) -> float:
 
 
 def _fail(task_id, execution_id, ctx, category: str, message: str, trace: str, job: JobType | None = None) -> None:
-    """Record a failure of this execution; schedule an automatic retry when the policy allows."""
-    fail_task(
+    """Record a failure of this execution; schedule an automatic retry when the policy allows.
+
+    When a user's cancel or pause got there first (the job raised before its next check), that
+    decision stands: the execution lets go of the task as for any interruption, keeping its
+    checkpoint, and the error goes into the task's log only.
+    """
+    logs = ctx.pending_logs() if ctx else []
+    recorded = fail_task(
         task_id,
         category=category,
         message=message,
         trace=trace,
         execution_id=execution_id,
         checkpoint=ctx.checkpoint_data if ctx else None,
-        pending_logs=ctx.pending_logs() if ctx else [],
+        pending_logs=logs,
         job=job,
         action="worker.fail",
     )
+    if not recorded and ctx is not None:
+        ctx.restore_logs(logs)
+        _release(ctx, reason=f"stopped by a user; the error raised after it is not a failure: {message[:500]}")
 
 
 def fail_task(
