@@ -14,7 +14,7 @@ from batches.services import active_task, batch_cancel, batch_create, batch_dele
 from batches.sources import sources, validate_batch_config
 from taskcenter.errors import ServiceError
 from tasks.actors import Actor
-from tasks.admin_helpers import progress_bar, run_bulk_action, status_badge
+from tasks.admin_helpers import ServiceDeleteMixin, progress_bar, run_bulk_action, status_badge
 from tasks.states import Trigger
 
 
@@ -52,7 +52,7 @@ class BatchForm(forms.ModelForm):
 
 
 @admin.register(Batch)
-class BatchAdmin(admin.ModelAdmin):
+class BatchAdmin(ServiceDeleteMixin, admin.ModelAdmin):
     form = BatchForm
     list_display = (
         "batch_code",

@@ -10,6 +10,7 @@ from taskcenter.errors import Conflict, InvalidInput, NotFound
 from tasks.actors import Actor
 from tasks.audit import audit
 from tasks.models import Task
+from tasks.runtime.registry import get_job_type
 from tasks.services import task_cancel, task_create
 from tasks.states import ACTIVE_STATUSES, Trigger
 
@@ -130,15 +131,38 @@ def batch_start(*, actor: Actor, batch_code: str, trigger: str = Trigger.API) ->
         existing = active_task(batch)
         if existing is not None:
             raise Conflict(f"batch {batch_code} already has an active task {existing.pk} ({existing.status})")
-        snapshot = {"data_source": batch.data_source, "config": validate_batch_config(batch.data_source, batch.config)}
         return task_create(
             actor=actor,
             task_type=STATISTICS_JOB,
-            params=snapshot,
+            params=_snapshot(batch),
             batch=batch,
             trigger=trigger,
             check_permission=False,  # start_task was checked above; add_task is not needed
         )
+
+
+def batch_task_create(*, actor: Actor, batch_code: str, task_type: str, params: dict | None) -> Task:
+    """``POST /api/v1/tasks`` with a ``batch_code``: a task attached to the batch.
+
+    As with :func:`batch_start`, a batch has at most one active task (:class:`Conflict`). A
+    ``statistics`` task of a batch runs the batch's own config (what its results page shows):
+    ``params`` may be left out, and params that differ from the batch's are refused
+    (:class:`InvalidInput`) rather than silently computed under the batch's name.
+    """
+    actor.require("tasks.add_task")
+    with transaction.atomic():
+        batch = _locked(batch_code)
+        existing = active_task(batch)
+        if existing is not None:
+            raise Conflict(f"batch {batch_code} already has an active task {existing.pk} ({existing.status})")
+        if task_type == STATISTICS_JOB:
+            job = get_job_type(STATISTICS_JOB)
+            snapshot = _snapshot(batch)
+            if params and job.validate_params(params) != job.validate_params(snapshot):
+                message = "A batch's statistics task runs the batch's config: leave params out, or change the batch."
+                raise InvalidInput(message, errors={"params": [message]})
+            params = snapshot
+        return task_create(actor=actor, task_type=task_type, params=params, batch=batch, trigger=Trigger.API)
 
 
 def batch_cancel(*, actor: Actor, batch_code: str) -> Task:
@@ -151,6 +175,11 @@ def batch_cancel(*, actor: Actor, batch_code: str) -> Task:
     task_cancel(actor=actor, task_id=task.pk)
     task.refresh_from_db()
     return task
+
+
+def _snapshot(batch: Batch) -> dict:
+    """The params of the batch's statistics task: its data source and config as they are now."""
+    return {"data_source": batch.data_source, "config": validate_batch_config(batch.data_source, batch.config)}
 
 
 def _locked(batch_code: str) -> Batch:

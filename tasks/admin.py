@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from tasks.admin_helpers import progress_bar, run_task_operation, status_badge
+from tasks.admin_helpers import ServiceDeleteMixin, progress_bar, run_task_operation, status_badge
 from tasks.models import AuditLog, Task, TaskLog
 from tasks.services import task_delete
 from tasks.states import LogLevel
@@ -26,7 +26,7 @@ def pretty_json(value):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(ServiceDeleteMixin, admin.ModelAdmin):
     list_display = (
         "short_id",
         "status_badge",

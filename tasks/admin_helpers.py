@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.shortcuts import redirect
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 
+from taskcenter.errors import ServiceError
 from tasks.actors import Actor
 from tasks.services import bulk_apply, tasks_apply_many
 from tasks.states import TaskStatus
+
+
+class ServiceDeleteMixin:
+    """For a ModelAdmin whose ``delete_model`` calls a service: a refusal (an active task, a worker
+    still stopping) on the object's Delete page becomes an error message on the object's page, not
+    a server error. Django's delete view runs in a transaction, so its log entry is rolled back
+    with everything else: nothing was deleted, and nothing says it was."""
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ServiceError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return redirect(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", object_id)
+
 
 BADGE_COLOURS = {
     TaskStatus.PENDING: "#6c757d",

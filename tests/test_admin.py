@@ -122,6 +122,27 @@ def test_delete_refuses_active_tasks_and_uses_the_service(manager, operator):
     assert denied.status_code == 200 and Task.objects.filter(pk=active.pk).exists()
 
 
+def test_the_delete_page_of_an_active_task_or_batch_says_why_it_is_refused(manager):
+    """The object's own Delete button: a message on its page, not a server error; nothing gone."""
+    from django.contrib.admin.models import LogEntry
+
+    from batches.services import batch_start
+
+    batch_create(actor=SYSTEM, batch_code="ACTIVE", data_source="student_assessments", config=CONFIG)
+    task = batch_start(actor=SYSTEM, batch_code="ACTIVE")
+    client = login(manager)
+    for url, change_url, why in (
+        (f"{TASKS}{task.pk}/delete/", f"{TASKS}{task.pk}/change/", "is pending; cancel it before deleting"),
+        (f"{BATCHES}{Batch.objects.get().pk}/delete/", f"{BATCHES}{Batch.objects.get().pk}/change/", "active task"),
+    ):
+        response = client.post(url, {"post": "yes"})
+        assert (response.status_code, response.url) == (302, change_url)
+        assert why in messages_of(response)[-1]
+    assert Task.objects.filter(pk=task.pk).exists() and Batch.objects.filter(batch_code="ACTIVE").exists()
+    assert not LogEntry.objects.exists()
+    assert not AuditLog.objects.filter(action__in=["task.delete", "batch.delete"]).exists()
+
+
 def test_start_and_cancel_batches_from_the_admin(operator, viewer):
     for code in ("B1", "B2"):
         batch_create(actor=SYSTEM, batch_code=code, data_source="student_assessments", config=CONFIG)

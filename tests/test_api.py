@@ -94,6 +94,32 @@ def test_start_status_progress_and_cancel_by_batch_code(api):
     assert status["status"] == "cancelled"
 
 
+def test_a_batch_has_one_active_task_whichever_door_the_task_comes_through(api):
+    api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
+    first = envelope_of(api.post("/api/v1/statistics/tasks/BATCH_2025_001/start"), 202)["data"]["task_id"]
+    # POST /tasks with the batch's code: refused while the batch has an active task.
+    body = {"task_type": "statistics", "batch_code": "BATCH_2025_001"}
+    assert "active task" in envelope_of(api.post("/api/v1/tasks", body, format="json"), 409)["message"]
+    envelope_of(api.post("/api/v1/tasks", {**body, "task_type": "canary"}, format="json"), 409)
+    api.post("/api/v1/statistics/tasks/BATCH_2025_001/cancel")
+    # A batch's statistics task runs the batch's config: other params are a 400, none are fine.
+    other = {
+        "data_source": "student_assessments",
+        "config": {**SEED_BATCH["config"], "include_dimensions": ["academic"]},
+    }
+    refused = envelope_of(api.post("/api/v1/tasks", {**body, "params": other}, format="json"), 400)
+    assert "params" in refused["errors"]
+    second = envelope_of(api.post("/api/v1/tasks", body, format="json"), 201)["data"]
+    assert second["params"]["config"]["include_dimensions"] == ["academic", "non_academic"]
+    # Retrying the cancelled first task while the second is active: refused, nothing changes.
+    assert "active task" in envelope_of(api.post(f"/api/v1/tasks/{first}/retry"), 409)["message"]
+    statuses = sorted(Task.objects.filter(batch__batch_code="BATCH_2025_001").values_list("status", flat=True))
+    assert statuses == ["cancelled", "pending"]
+    assert not AuditLog.objects.filter(action="task.retry").exists()
+    api.post("/api/v1/statistics/tasks/BATCH_2025_001/cancel")
+    assert envelope_of(api.post(f"/api/v1/tasks/{first}/retry"), 200)["data"]["status"] == "pending"
+
+
 def test_batch_start_reports_each_batch_with_its_new_task(api):
     api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
     api.post("/api/v1/statistics/batches", {**SEED_BATCH, "batch_code": "B2"}, format="json")
@@ -190,12 +216,17 @@ def test_seed_003_create_update_only_while_pending_retry_and_filters(api):
     envelope_of(api.post(f"/api/v1/tasks/{task_id}/retry"), 409)  # completed is final
 
     failed = task_create(
-        actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 2, "fail_at_step": 1, "fail_times": 9}
+        actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 2, "fail_at_step": 2, "fail_times": 9}
     )
     Task.objects.filter(pk=failed.pk).update(max_attempts=1)
     run_task(str(failed.pk))
     retried = envelope_of(api.post(f"/api/v1/tasks/{failed.pk}/retry"), 200)["data"]
     assert (retried["status"], retried["attempt"], retried["trigger"]) == ("pending", 2, "retry")
+    # Pending again, but it continues from the checkpoint its params made: they stay.
+    assert Task.objects.get(pk=failed.pk).checkpoint is not None
+    refused = envelope_of(api.patch(f"/api/v1/tasks/{failed.pk}", {"params": {"steps": 9}}, format="json"), 409)
+    assert "checkpoint" in refused["message"]
+    assert Task.objects.get(pk=failed.pk).params["steps"] == 2
 
     Batch.objects.create(batch_code="B3", data_source="student_assessments", config={})
     task_create(actor=SYSTEM, task_type="canary", params={}, batch=Batch.objects.get())

@@ -15,7 +15,7 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import Throttled, ValidationError
 
-from batches.models import Batch
+from batches.services import batch_task_create
 from taskcenter.api.filters import ListFiltersOnlyMixin
 from taskcenter.api.responses import ok
 from taskcenter.db.prepared import PreparedQuery
@@ -132,23 +132,28 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return ok(_task_detail(task_id), message=message, status=status)
 
     @extend_schema(
-        summary="Create and queue a task", request=TaskCreateSerializer, responses={201: TaskDetailSerializer}
+        summary="Create and queue a task",
+        request=TaskCreateSerializer,
+        responses={201: TaskDetailSerializer},
+        description=(
+            "With `batch_code`, the task belongs to that batch: 409 while the batch has an active task (as"
+            " for start). A batch's `statistics` task runs the batch's config: leave `params` out (params"
+            " that differ from the batch's are a 400)."
+        ),
     )
     def create(self, request):
         body = TaskCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        batch = None
+        arguments = {
+            "actor": Actor.from_request(request),
+            "task_type": body.validated_data["task_type"],
+            "params": body.validated_data.get("params"),
+        }
         if body.validated_data.get("batch_code"):
-            batch = Batch.objects.filter(batch_code=body.validated_data["batch_code"]).first()
-            if batch is None:
-                raise NotFound(f"batch {body.validated_data['batch_code']} not found")
-        task = task_create(
-            actor=Actor.from_request(request),
-            task_type=body.validated_data["task_type"],
-            params=body.validated_data.get("params"),
-            batch=batch,
-            trigger=Trigger.API,
-        )
+            # One active task per batch, whichever door it comes through.
+            task = batch_task_create(batch_code=body.validated_data["batch_code"], **arguments)
+        else:
+            task = task_create(trigger=Trigger.API, **arguments)
         return self._detail(task.pk, message="Task created and queued.", status=201)
 
     @extend_schema(
