@@ -53,7 +53,8 @@ class Chunk:
 def _where(config: dict, after_student: str | None) -> tuple[str, list]:
     table = AssessmentRecord._meta.db_table
     dims = config["include_dimensions"]
-    clauses = [f"{table}.dimension IN ({', '.join(['%s'] * len(dims))})"]
+    # Rows staged by an import that has not completed are not data yet.
+    clauses = [f"{table}.import_task_id IS NULL", f"{table}.dimension IN ({', '.join(['%s'] * len(dims))})"]
     params: list = list(dims)
     filters = config.get("filters") or {}
     for column, key in (("school", "schools"), ("grade", "grades")):

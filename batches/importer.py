@@ -1,5 +1,9 @@
 """Streaming CSV import of assessment records, all-or-nothing unless invalid rows may be skipped.
 
+The import task (``batches.jobs``) writes a batch of rows per short transaction, *staged* (marked
+with the task's id, read by nobody), and its completion publishes them in the transaction that
+records it; the management command imports in one transaction.
+
 Columns (header row required, any order): ``student_id, school, grade, class, dimension,
 indicator, score, assessed_at``. ``score`` may be empty (a missing score); ``assessed_at`` is
 ``YYYY-MM-DD``; the indicator must belong to the dimension in the ``student_assessments`` source.
@@ -11,7 +15,7 @@ import csv
 import datetime as dt
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,17 +37,37 @@ class ImportFailed(Exception):
         self.line = line
 
 
+#: Invalid rows listed by line in a report (all are counted).
+LISTED_SKIPS = 100
+
+
 @dataclass
 class ImportReport:
     imported: int = 0
+    skipped_count: int = 0
+    #: The first :data:`LISTED_SKIPS` invalid rows: (line, error).
     skipped: list[tuple[int, str]] = field(default_factory=list)
+
+    def skip(self, line: int, error: str) -> None:
+        self.skipped_count += 1
+        if len(self.skipped) < LISTED_SKIPS:
+            self.skipped.append((line, error))
 
     def as_dict(self) -> dict:
         return {
             "imported": self.imported,
-            "skipped": len(self.skipped),
-            "skipped_lines": [{"line": line, "error": error} for line, error in self.skipped[:100]],
+            "skipped": self.skipped_count,
+            "skipped_lines": [{"line": line, "error": error} for line, error in self.skipped],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ImportReport:
+        """The report :meth:`as_dict` described (an import task's checkpoint keeps it)."""
+        return cls(
+            imported=int(data.get("imported", 0)),
+            skipped_count=int(data.get("skipped", 0)),
+            skipped=[(item["line"], item["error"]) for item in data.get("skipped_lines", [])],
+        )
 
 
 def _parse(row: dict) -> tuple:
@@ -77,56 +101,99 @@ def _parse(row: dict) -> tuple:
     return (*fields, dimension, indicator, score, assessed)
 
 
+def open_csv(path: Path):
+    return open(path, newline="", encoding="utf-8-sig")
+
+
+def read_batches(handle, *, skip_invalid: bool, report: ImportReport, skip_rows: int = 0) -> Iterator[tuple]:
+    """Parse an open CSV file: yields ``(rows, rows_read)`` — up to :data:`BATCH_ROWS` parsed rows,
+    and how many data rows of the file have been read so far (valid or not) — and a last batch,
+    possibly empty, at the end of the file. The first ``skip_rows`` data rows are passed over (an
+    earlier run imported them). An invalid row raises :class:`ImportFailed`, or is recorded in
+    ``report`` when ``skip_invalid``.
+    """
+    reader = csv.DictReader(handle)
+    header = [name.strip() for name in (reader.fieldnames or [])]
+    missing = [column for column in COLUMNS if column not in header]
+    if missing:
+        raise ImportFailed(f"missing column(s): {', '.join(missing)}", line=1)
+    reader.fieldnames = header
+    batch: list[tuple] = []
+    rows_read = 0
+    for row in reader:
+        rows_read += 1
+        if rows_read <= skip_rows:
+            continue
+        if None in row:  # more fields than the header has
+            error = "more fields than the header"
+        else:
+            try:
+                batch.append(_parse(row))
+                error = None
+            except (ValueError, AttributeError) as exc:
+                error = str(exc)
+        if error is not None:
+            if not skip_invalid:
+                raise ImportFailed(error, line=reader.line_num)
+            report.skip(reader.line_num, error)
+        if len(batch) >= BATCH_ROWS:
+            yield batch, rows_read
+            batch = []
+    yield batch, rows_read
+
+
+def insert_rows(rows: list[tuple], *, import_task_id=None) -> None:
+    """Insert parsed rows; with ``import_task_id``, staged by that import task (unread until
+    :func:`publish_staged`)."""
+    if not rows:
+        return
+    table = AssessmentRecord._meta.db_table
+    columns = "student_id, school, grade, class_name, dimension, indicator, score, assessed_at, import_task_id"
+    staged_by = AssessmentRecord._meta.get_field("import_task").get_db_prep_save(import_task_id, connection)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(*row, staged_by) for row in rows],
+        )
+
+
+def publish_staged(import_task_id) -> int:
+    """The rows staged by the import task become data (one statement: run it in the transaction
+    that completes the task)."""
+    return AssessmentRecord.with_staged.filter(import_task_id=import_task_id).update(import_task=None)
+
+
+def discard_staged(import_task_id) -> int:
+    """Delete the rows staged by the import task, a batch per transaction."""
+    staged = AssessmentRecord.with_staged.filter(import_task_id=import_task_id)
+    deleted = 0
+    while ids := list(staged.values_list("pk", flat=True)[:BATCH_ROWS]):
+        with transaction.atomic():
+            deleted += AssessmentRecord.with_staged.filter(pk__in=ids).delete()[0]
+    return deleted
+
+
 def import_csv(
     path: Path,
     *,
     skip_invalid: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
-    """Import ``path``; :class:`ImportFailed` (with the line number) leaves the table unchanged.
+    """Import ``path`` in one transaction (the management command; the import task stages its
+    rows instead, see ``batches.jobs``); :class:`ImportFailed` (with the line number) leaves the
+    table unchanged.
 
     ``on_progress(bytes_read, bytes_total)`` is called after each batch (and may raise to stop:
     the transaction is rolled back).
     """
     report = ImportReport()
     total_bytes = max(1, os.path.getsize(path))
-    table = AssessmentRecord._meta.db_table
-    sql = (
-        f"INSERT INTO {table} (student_id, school, grade, class_name, dimension, indicator, score, assessed_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-    )
-    with open(path, newline="", encoding="utf-8-sig") as handle, transaction.atomic():
-        reader = csv.DictReader(handle)
-        header = [name.strip() for name in (reader.fieldnames or [])]
-        missing = [column for column in COLUMNS if column not in header]
-        if missing:
-            raise ImportFailed(f"missing column(s): {', '.join(missing)}", line=1)
-        reader.fieldnames = header
-        batch: list[tuple] = []
-        with connection.cursor() as cursor:
-            for row in reader:
-                line = reader.line_num
-                if None in row:  # more fields than the header has
-                    error = "more fields than the header"
-                else:
-                    try:
-                        batch.append(_parse(row))
-                        error = None
-                    except (ValueError, AttributeError) as exc:
-                        error = str(exc)
-                if error is not None:
-                    if not skip_invalid:
-                        raise ImportFailed(error, line=line)
-                    report.skipped.append((line, error))
-                if len(batch) >= BATCH_ROWS:
-                    cursor.executemany(sql, batch)
-                    report.imported += len(batch)
-                    batch = []
-                    if on_progress:
-                        on_progress(handle.buffer.tell(), total_bytes)
-            if batch:
-                cursor.executemany(sql, batch)
-                report.imported += len(batch)
+    with open_csv(path) as handle, transaction.atomic():
+        for rows, _ in read_batches(handle, skip_invalid=skip_invalid, report=report):
+            insert_rows(rows)
+            report.imported += len(rows)
+            if on_progress:
+                on_progress(handle.buffer.tell(), total_bytes)
         if on_progress:
             on_progress(total_bytes, total_bytes)
     return report

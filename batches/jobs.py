@@ -9,12 +9,24 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
 
 from batches import assessments
 from batches.engine import compute, plan_units
-from batches.importer import IMPORT_PATH_PATTERN, ImportFailed, ImportFileMissing, import_csv, resolve_import_path
+from batches.importer import (
+    IMPORT_PATH_PATTERN,
+    ImportFailed,
+    ImportFileMissing,
+    ImportReport,
+    discard_staged,
+    insert_rows,
+    open_csv,
+    publish_staged,
+    read_batches,
+    resolve_import_path,
+)
 from batches.sources import CALCULATION_TYPES, DEFAULT_HISTOGRAM_BINS, get_source, validate_batch_config
 from taskcenter.api.serializers import StrictBooleanField
 from taskcenter.errors import InvalidInput, NotFound
@@ -281,15 +293,54 @@ class ImportParams(serializers.Serializer):
     params=ImportParams,
 )
 def import_assessments_job(ctx):
+    """All or nothing, yet cancellable and pausable at any time: each batch of rows is written
+    *staged* (marked with this task, read by nobody) in a short transaction together with the
+    checkpoint that counts it, and the task's completion publishes the rows in the transaction
+    that records it. A pause, a cancel, a timeout or a lost worker leaves the staged rows and
+    the checkpoint in step, so a resume or retry continues after the last batch written; an
+    invalid row (without ``skip_invalid``) discards them; deleting the task deletes them."""
     try:
         path = resolve_import_path(ctx.params["path"])
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     ctx.stage("import")
+    stat = path.stat()
+    fingerprint = [stat.st_size, stat.st_mtime_ns]
+    state = ctx.checkpoint
+    if state and state.get("file") != fingerprint:
+        dropped = discard_staged(ctx.task_id)
+        ctx.log("warn", f"{path.name} changed since the last run: starting over ({dropped} staged rows dropped)")
+        state = {}
+    report = ImportReport.from_dict(state)
+    rows_done = int(state.get("rows", 0))
+    if rows_done:
+        ctx.log("info", f"continuing after row {rows_done} ({report.imported} imported)", resumed_from=rows_done)
+    skip_invalid = ctx.params.get("skip_invalid", False)
     try:
-        report = import_csv(path, skip_invalid=ctx.params.get("skip_invalid", False), on_progress=ctx.progress)
+        with open_csv(path) as handle:
+            for rows, rows_read in read_batches(handle, skip_invalid=skip_invalid, report=report, skip_rows=rows_done):
+                _stage_rows(ctx, rows, rows_read, report, fingerprint)
+                ctx.progress(handle.buffer.tell(), max(1, stat.st_size))
     except ImportFailed as exc:
+        discard_staged(ctx.task_id)
+        ctx.save_checkpoint({})
         raise DataError(f"{path.name}: {exc}; nothing was imported") from None
-    for line, error in report.skipped[:100]:
+    ctx.on_complete(lambda: publish_staged(ctx.task_id))
+    for line, error in report.skipped:
         ctx.log("warn", f"skipped line {line}: {error}", line=line)
     return {"file": ctx.params["path"], **report.as_dict()}
+
+
+def _stage_rows(ctx, rows: list[tuple], rows_read: int, report: ImportReport, fingerprint: list) -> None:
+    """One batch of staged rows and the checkpoint that counts them, in one transaction — which
+    a cancel or pause noticed by the checkpoint's write rolls back whole."""
+    previous = ctx.checkpoint
+    try:
+        with transaction.atomic():
+            insert_rows(rows, import_task_id=ctx.task_id)
+            done = ImportReport(report.imported + len(rows), report.skipped_count, report.skipped)
+            ctx.save_checkpoint({"file": fingerprint, "rows": rows_read, **done.as_dict()}, flush=True)
+    except BaseException:
+        ctx.save_checkpoint(previous)  # what the database still says
+        raise
+    report.imported += len(rows)

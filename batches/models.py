@@ -46,6 +46,13 @@ class Dimension(models.TextChoices):
     NON_ACADEMIC = "non_academic", _("Non-academic")
 
 
+class PublishedRecords(models.Manager):
+    """Assessment records that are part of the data: not staged by an unfinished import."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(import_task__isnull=True)
+
+
 class AssessmentRecord(models.Model):
     """One assessed score of one student: the rows of the ``student_assessments`` data source."""
 
@@ -58,11 +65,33 @@ class AssessmentRecord(models.Model):
     #: null: the assessment took place but no score was recorded (counted as missing).
     score = models.FloatField(_("score"), null=True, blank=True)
     assessed_at = models.DateField(_("assessed on"))
+    #: Set while an import task has staged the row and not yet completed: nobody reads it until
+    #: the task's completion clears this (in the same transaction). Deleting the task (or purging
+    #: it) deletes what it staged.
+    import_task = models.ForeignKey(
+        "tasks.Task",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("staged by import task"),
+        db_index=False,  # assessment_staged_idx serves it
+    )
+
+    #: Every row, the staged ones included (imports and clean-up only).
+    with_staged = models.Manager()
+    objects = PublishedRecords()
 
     class Meta:
         verbose_name = _("assessment record")
         verbose_name_plural = _("assessment records")
+        default_manager_name = "objects"
+        base_manager_name = "with_staged"
         indexes = [
+            models.Index(
+                fields=["import_task"], name="assessment_staged_idx", condition=models.Q(import_task__isnull=False)
+            ),
             # The statistics loader reads the selected dimensions in student order.
             models.Index(fields=["student_id", "dimension"], name="assessment_student_idx"),
             models.Index(fields=["school"], name="assessment_school_idx"),

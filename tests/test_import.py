@@ -93,3 +93,115 @@ def test_import_task_with_a_bad_row_fails_as_data_error_and_imports_nothing(db, 
     assert (task.status, task.error_category) == ("failed", "data")
     assert "line 5: score 101 is outside 0–100" in task.error_message
     assert not AssessmentRecord.objects.exists()
+
+
+def big_file(path, rows: int):
+    """``rows`` valid rows: students S0000001… with one math score each."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(HEADER)
+        for i in range(rows):
+            handle.write(f"S{i:07d},SCH1,7,7-1,academic,math,{i % 100},2025-06-01\n")
+    return path
+
+
+@pytest.fixture
+def import_dir(tmp_path, settings, monkeypatch):
+    from batches import importer
+
+    settings.TASKCENTER_IMPORT_DIR = tmp_path
+    monkeypatch.setattr(importer, "BATCH_ROWS", 2)
+    return tmp_path
+
+
+def stop_after_batches(monkeypatch, batches: int, stop):
+    """Run ``stop(task_id)`` after the import task has staged ``batches`` batches."""
+    from batches import jobs
+
+    original, calls = jobs._stage_rows, []
+
+    def staged(ctx, *args):
+        original(ctx, *args)
+        calls.append(1)
+        if len(calls) == batches:
+            stop(ctx.task_id)
+
+    monkeypatch.setattr(jobs, "_stage_rows", staged)
+
+
+def test_an_import_task_stages_its_rows_until_it_completes_and_a_retry_continues_after_a_cancel(
+    db, import_dir, monkeypatch
+):
+    from tasks.models import TaskLog
+    from tasks.services import task_cancel, task_delete, task_retry
+
+    big_file(import_dir / "big.csv", 9)
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
+    stop_after_batches(monkeypatch, 2, lambda task_id: task_cancel(actor=SYSTEM, task_id=task_id))
+    assert run_task(str(task.pk)) == "interrupted"
+    task.refresh_from_db()
+    # Cancelled after two batches: nothing is data, the two batches wait staged with the
+    # checkpoint that counts them (the third batch, cut short by the cancel, left nothing).
+    assert (task.status, task.result, task.execution_id) == ("cancelled", None, None)
+    assert AssessmentRecord.objects.count() == 0
+    assert AssessmentRecord.with_staged.filter(import_task=task).count() == 4
+    assert (task.checkpoint["rows"], task.checkpoint["imported"]) == (4, 4)
+
+    monkeypatch.undo()
+    monkeypatch.setattr("batches.importer.BATCH_ROWS", 2)
+    task_retry(actor=SYSTEM, task_id=task.pk)
+    assert run_task(str(task.pk)) == "completed"
+    task.refresh_from_db()
+    assert task.result == {"file": "big.csv", "imported": 9, "skipped": 0, "skipped_lines": []}
+    students = sorted(AssessmentRecord.objects.values_list("student_id", flat=True))
+    assert students == [f"S{i:07d}" for i in range(9)]  # every row once
+    assert not AssessmentRecord.with_staged.filter(import_task__isnull=False).exists()
+    assert TaskLog.objects.filter(task=task, message__startswith="continuing after row 4").exists()
+
+    # Staged rows of a task that never completes go with the task.
+    again = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
+    stop_after_batches(monkeypatch, 1, lambda task_id: task_cancel(actor=SYSTEM, task_id=task_id))
+    run_task(str(again.pk))
+    assert AssessmentRecord.with_staged.filter(import_task=again).count() == 2
+    task_delete(actor=SYSTEM, task_id=again.pk)
+    assert AssessmentRecord.with_staged.count() == 9
+
+
+def test_an_import_task_that_meets_a_bad_row_drops_what_it_staged(db, import_dir):
+    write(import_dir / "bad.csv", [*GOOD, *GOOD, "S3,SCH1,7,7-1,academic,math,101,2025-06-01\n"])
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "bad.csv"})
+    run_task(str(task.pk))
+    task.refresh_from_db()
+    assert (task.status, task.error_category, task.checkpoint) == ("failed", "data", {})
+    assert "line 8: score 101 is outside 0–100" in task.error_message
+    assert not AssessmentRecord.with_staged.exists()
+
+
+def test_a_changed_file_is_imported_from_the_start(db, import_dir, monkeypatch):
+    from tasks.models import TaskLog
+    from tasks.services import task_pause, task_resume
+
+    path = big_file(import_dir / "big.csv", 6)
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
+    stop_after_batches(monkeypatch, 1, lambda task_id: task_pause(actor=SYSTEM, task_id=task_id))
+    assert run_task(str(task.pk)) == "interrupted"
+    assert AssessmentRecord.with_staged.filter(import_task=task).count() == 2
+    monkeypatch.undo()
+    monkeypatch.setattr("batches.importer.BATCH_ROWS", 2)
+    big_file(path, 5)
+    task_resume(actor=SYSTEM, task_id=task.pk)
+    assert run_task(str(task.pk)) == "completed"
+    assert AssessmentRecord.objects.count() == 5
+    assert TaskLog.objects.filter(task=task, message__contains="changed since the last run").exists()
+
+
+def test_rows_staged_by_an_unfinished_import_are_not_data(db, tmp_path):
+    from batches import assessments
+    from batches.importer import insert_rows
+
+    call_command("import_assessments", str(write(tmp_path / "ok.csv", GOOD)))
+    importing = task_create(actor=SYSTEM, task_type="canary", params={})
+    insert_rows([("S7", "SCH1", "7", "", "academic", "math", 50.0, "2025-06-01")], import_task_id=importing.pk)
+    config = {"include_dimensions": ["academic"]}
+    assert assessments.count_records(config) == 2
+    assert sum(len(chunk) for chunk in assessments.iter_chunks(config, with_groups=False)) == 2
+    assert AssessmentRecord.objects.count() == 3 and AssessmentRecord.with_staged.count() == 4

@@ -180,3 +180,36 @@ def test_kill_minus_nine_of_busy_workers_loses_no_task_and_finishes_none_twice(c
         assert set(steps) == set(range(1, 16)), "no step is missing"
     lost = AuditLog.objects.filter(action="watchdog.worker_lost", target_id__in=[str(t.pk) for t in tasks]).count()
     assert lost == 20
+
+
+def test_a_long_import_shows_progress_and_heartbeats_and_pauses_then_resumes_without_a_duplicate(cluster, settings):
+    """The import's writes are short transactions: progress and heartbeat reach other connections
+    while it runs (the watchdog sees it alive), a pause takes effect between two batches, and the
+    resumed run imports every row exactly once; nothing is data before it completes."""
+    from batches.models import AssessmentRecord
+    from tests.test_import import big_file
+
+    settings.TASKCENTER_IMPORT_DIR = cluster.workdir / "imports"
+    settings.TASKCENTER_IMPORT_DIR.mkdir(exist_ok=True)
+    rows = 120_000
+    big_file(settings.TASKCENTER_IMPORT_DIR / "big.csv", rows)
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
+    wait_for(lambda: fresh(task).progress > 0, message="the import to show progress")
+    first_beat = fresh(task).heartbeat_at
+    wait_for(lambda: fresh(task).heartbeat_at != first_beat, timeout=5, message="a newer heartbeat")
+    assert status_of(task) == "processing" and AssessmentRecord.objects.count() == 0
+
+    task_pause(actor=SYSTEM, task_id=task.pk)
+    wait_for(lambda: fresh(task).execution_id is None, timeout=5, message="the import to stop")
+    paused = fresh(task)
+    assert paused.status == "paused"
+    staged = AssessmentRecord.with_staged.filter(import_task=task).count()
+    assert 0 < staged == paused.checkpoint["imported"] < rows
+    assert AssessmentRecord.objects.count() == 0
+
+    task_resume(actor=SYSTEM, task_id=task.pk)
+    wait_for(lambda: status_of(task) == "completed", timeout=120, message="the resumed import to complete")
+    assert fresh(task).result["imported"] == rows
+    assert AssessmentRecord.objects.count() == rows
+    assert AssessmentRecord.objects.values("student_id").distinct().count() == rows
+    assert actions(task).count("worker.claim") == 2

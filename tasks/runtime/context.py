@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -51,6 +52,7 @@ class TaskContext:
         self._completed_stages: set[str] = set()
         self._stage_dirty: set[str] = set()
         self._logs: list[TaskLog] = []
+        self.completion_hooks: list[Callable[[], None]] = []
         self._interval = float(settings.TASKCENTER_FLUSH_INTERVAL)
         self._last_flush = time.monotonic()
         self._deadline = time.monotonic() + job.timeout_seconds
@@ -78,6 +80,13 @@ class TaskContext:
         self._checkpoint_dirty = True
         if flush:
             self.flush()
+
+    def on_complete(self, hook: Callable[[], None]) -> None:
+        """Run ``hook()`` in the transaction that records this execution's completion, after its
+        compare-and-set succeeded: what it writes becomes visible with the result, or never (a
+        cancel or pause that got there first, a failure). For work the job staged out of sight
+        — an import's rows — that must appear only if the task completes."""
+        self.completion_hooks.append(hook)
 
     # --- stages and progress ------------------------------------------------------------------
 

@@ -124,10 +124,10 @@ def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> Task | No
     )
 
 
-def complete(task_id: uuid.UUID, execution_id: uuid.UUID, *, result, checkpoint, logs) -> bool:
+def complete(task_id: uuid.UUID, execution_id: uuid.UUID, *, result, checkpoint, logs, hooks=()) -> bool:
     """``processing → completed`` for the execution ``execution_id`` with its result; every stage is
-    marked completed and the buffered ``logs`` are written. False (nothing written) when the
-    execution no longer holds a processing task."""
+    marked completed, the buffered ``logs`` are written and the job's completion ``hooks`` run, in
+    one transaction. False (nothing written) when the execution no longer holds a processing task."""
     when = _prep_dt(timezone.now())
     pk = _prep(Task, "id", task_id)
     update = (
@@ -166,5 +166,7 @@ def complete(task_id: uuid.UUID, execution_id: uuid.UUID, *, result, checkpoint,
         if cursor.rowcount != 1:
             return False
         execute(rest)
+        for hook in hooks:
+            hook()
         log_on_commit(entry)
     return True

@@ -125,7 +125,14 @@ def _claim(task_id: uuid.UUID, execution_id: uuid.UUID) -> str:
 def _complete(ctx: TaskContext, result) -> bool:
     """Record the result; False when a user's cancel or pause got there first (no result)."""
     logs = ctx.pending_logs()
-    if hotpath.complete(ctx.task_id, ctx.execution_id, result=result, checkpoint=ctx.checkpoint_data, logs=logs):
+    if hotpath.complete(
+        ctx.task_id,
+        ctx.execution_id,
+        result=result,
+        checkpoint=ctx.checkpoint_data,
+        logs=logs,
+        hooks=ctx.completion_hooks,
+    ):
         return True
     ctx.restore_logs(logs)
     now = timezone.now()
@@ -148,6 +155,8 @@ def _complete(ctx: TaskContext, result) -> bool:
             )
             ctx.finished_stage_updates()
             TaskLog.objects.bulk_create(ctx.pending_logs())
+            for hook in ctx.completion_hooks:
+                hook()
     except (IllegalTransition, StaleExecution):
         # Cancelled or paused between the job's last check and its return: that decision wins,
         # and no result is written.

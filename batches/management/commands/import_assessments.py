@@ -31,4 +31,6 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: {exc}; nothing was imported") from None
         for line, error in report.skipped:
             self.stderr.write(f"skipped line {line}: {error}")
-        self.stdout.write(f"imported {report.imported} records; skipped {len(report.skipped)} invalid rows")
+        if report.skipped_count > len(report.skipped):
+            self.stderr.write(f"… and {report.skipped_count - len(report.skipped)} more invalid rows")
+        self.stdout.write(f"imported {report.imported} records; skipped {report.skipped_count} invalid rows")
