@@ -82,6 +82,7 @@ def _tighten(schema: dict) -> None:
 
 def _task_create_variants() -> list[dict]:
     """POST /api/v1/tasks: one body shape per registered task type, with its params schema."""
+    from batches.services import STATISTICS_JOB
     from batches.sources import sources
     from tasks.api.views import params_json_schema
     from tasks.runtime.registry import job_types
@@ -99,10 +100,22 @@ def _task_create_variants() -> list[dict]:
                 prop["enum"] = [source.name for source in sources()]
         if not params.get("required"):
             params.pop("required", None)
+        required = ["task_type"]
+        alternatives = {}
+        if params.get("required"):
+            if job.name == STATISTICS_JOB:
+                # A batch's statistics task takes the batch's config: params, or a batch_code.
+                alternatives["anyOf"] = [
+                    {"required": ["params"]},
+                    {"required": ["batch_code"], "properties": {"batch_code": {"type": "string", "minLength": 1}}},
+                ]
+            else:
+                required.append("params")
         variants.append(
             {
                 "type": "object",
-                "required": ["task_type"] + (["params"] if params.get("required") else []),
+                **alternatives,
+                "required": required,
                 "additionalProperties": False,
                 "properties": {
                     "task_type": {"type": "string", "enum": [job.name]},
