@@ -36,10 +36,15 @@ def heatmap(correlation: dict) -> dict:
                     "label": "—" if r is None else f"{r:.2f}",
                 }
             )
-    labels = [
-        {"name": n, "x": LABEL_SPACE - 4, "y": LABEL_SPACE + i * CELL + CELL / 2 + 3} for i, n in enumerate(names)
-    ]
-    return {"cells": cells, "labels": labels, "cell": CELL, "size": LABEL_SPACE + CELL * len(names) + 4}
+    # Row i's label sits left of the row, level with its cells.
+    labels = [{"name": n, "x": LABEL_SPACE - 4, "y": i * CELL + CELL / 2 + 3} for i, n in enumerate(names)]
+    return {
+        "cells": cells,
+        "labels": labels,
+        "cell": CELL,
+        "width": LABEL_SPACE + CELL * len(names) + 4,
+        "height": CELL * len(names) + 4,
+    }
 
 
 def histograms(distribution: dict, order: list[str]) -> list[dict]:

@@ -263,6 +263,10 @@ def test_statistics_result_is_rendered_as_tables_heatmap_and_histograms(admin_cl
     run_task(str(task.pk))
     page = admin_client.get(f"{TASKS}{task.pk}/change/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert 'id="tc-heatmap"' in page and page.count('class="tc-histogram"') == 10
+    # 10 × 10 cells of 34 px right of 110 px of row labels; each label level with its row.
+    assert '<svg id="tc-heatmap" width="454" height="344"' in page
+    assert '<text x="106" y="20.0" font-size="10" text-anchor="end">chinese</text>' in page
+    assert '<text x="106" y="326.0" font-size="10" text-anchor="end">mental_health</text>' in page
     assert "math × physics" in page and '<table class="tc-descriptive">' in page
 
 

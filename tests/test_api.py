@@ -297,6 +297,19 @@ def test_error_envelopes_for_auth_method_media_and_size(api, settings):
     assert not Task.objects.exists()
 
 
+def test_steering_endpoints_take_no_body_and_refuse_fields_rather_than_ignore_them(api):
+    task = task_create(actor=SYSTEM, task_type="canary", params={})
+    api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
+    for path in (f"/api/v1/tasks/{task.pk}/cancel", "/api/v1/statistics/tasks/BATCH_2025_001/start"):
+        refused = envelope_of(api.post(path, {"force": True}, format="json"), 400)
+        assert refused["errors"] == {"force": ["Unknown field."]}
+        envelope_of(api.post(path, [1], format="json"), 400)
+    assert Task.objects.get(pk=task.pk).status == "pending" and Task.objects.count() == 1
+    assert not AuditLog.objects.filter(action="task.cancel").exists()
+    envelope_of(api.post(f"/api/v1/tasks/{task.pk}/cancel", {}, format="json"), 200)
+    envelope_of(api.post("/api/v1/statistics/tasks/BATCH_2025_001/start"), 202)
+
+
 def test_task_types_data_sources_and_audit_log(api):
     types = {t["name"]: t for t in envelope_of(api.get("/api/v1/task-types"), 200)["data"]}
     assert {"canary", "statistics", "maintenance.purge", "import_assessments"} <= set(types)

@@ -31,6 +31,7 @@ from batches.services import (
 from batches.sources import CALCULATION_TYPES, sources
 from taskcenter.api.filters import FilterSet, ListFiltersOnlyMixin, StrictOrderingFilter
 from taskcenter.api.responses import ok
+from taskcenter.api.serializers import require_empty_body
 from taskcenter.db.prepared import PreparedQuery
 from taskcenter.errors import NotFound
 from tasks.actors import Actor
@@ -168,11 +169,13 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
 
     @extend_schema(summary="Start a batch's statistics task", request=None, responses={202: TaskStatusSerializer})
     def start(self, request, batch_code=None):
+        require_empty_body(request)
         task = batch_start(actor=Actor.from_request(request), batch_code=batch_code)
         return ok(TaskStatusSerializer(_task(task.pk)).data, message="Statistics task queued.", status=202)
 
     @extend_schema(summary="Cancel a batch's active task", request=None, responses=TaskStatusSerializer)
     def cancel(self, request, batch_code=None):
+        require_empty_body(request)
         task = batch_cancel(actor=Actor.from_request(request), batch_code=batch_code)
         return ok(TaskStatusSerializer(_task(task.pk)).data, message="Task cancelled.")
 

@@ -67,3 +67,14 @@ class StrictBooleanField(serializers.BooleanField):
         if not isinstance(data, bool):
             self.fail("invalid", input=data)
         return data
+
+
+def require_empty_body(request) -> None:
+    """For a write endpoint that takes no body: none, or ``{}``. Any field is unknown (API.md:
+    unknown fields are a 400 on every write endpoint, never silently ignored)."""
+    data = request.data
+    if isinstance(data, dict):
+        if data:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(data)})
+        return
+    raise serializers.ValidationError({"non_field_errors": ["This endpoint takes no body (or {})."]})

@@ -18,6 +18,7 @@ from rest_framework.exceptions import Throttled, ValidationError
 from batches.services import batch_task_create
 from taskcenter.api.filters import ListFiltersOnlyMixin
 from taskcenter.api.responses import ok
+from taskcenter.api.serializers import require_empty_body
 from taskcenter.db.prepared import PreparedQuery
 from taskcenter.errors import NotFound
 from tasks.actors import Actor
@@ -176,6 +177,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return ok(None, message="Task deleted.")
 
     def _steer(self, request, operation, message: str):
+        require_empty_body(request)
         task = self.get_object()
         operation(actor=Actor.from_request(request), task_id=task.pk)
         return self._detail(task.pk, message=message)
