@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -31,6 +30,7 @@ from batches.sources import CALCULATION_TYPES, DEFAULT_HISTOGRAM_BINS, get_sourc
 from taskcenter.api.serializers import StrictBooleanField
 from taskcenter.errors import InvalidInput, NotFound
 from tasks.runtime.errors import ConfigurationError, DataError
+from tasks.runtime.files import task_files_dir
 from tasks.runtime.registry import register
 
 STAGES = [("data_loading", 0.6), ("statistical_calculation", 0.35), ("result_aggregation", 0.05)]
@@ -54,7 +54,7 @@ class LoadStore:
     """Loaded chunks on disk (``TASKCENTER_CHECKPOINT_DIR/<task id>/``): one ``.npz`` per chunk."""
 
     def __init__(self, task_id):
-        self.path = Path(settings.TASKCENTER_CHECKPOINT_DIR) / str(task_id)
+        self.path = task_files_dir(task_id)
 
     def save(self, index: int, **arrays: np.ndarray) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ class TasksConfig(AppConfig):
 
     def ready(self):
         # Registers the built-in job types.
+        from django.db.models.signals import post_delete
         from django_q.signals import post_spawn
 
         from tasks import checks, jobs  # noqa: F401
@@ -16,3 +17,14 @@ class TasksConfig(AppConfig):
 
         # Each django-q2 worker process reports its CPU, memory and task rate.
         post_spawn.connect(start_sampler, dispatch_uid="taskcenter-resources")
+        post_delete.connect(_remove_files_after_commit, sender="tasks.Task", dispatch_uid="taskcenter-task-files")
+
+
+def _remove_files_after_commit(sender, instance, **kwargs) -> None:
+    """A deleted task's files on this machine go once the deletion has committed."""
+    from django.db import transaction
+
+    from tasks.runtime.files import remove_task_files
+
+    task_id = instance.pk
+    transaction.on_commit(lambda: remove_task_files(task_id))

@@ -16,6 +16,7 @@ from rest_framework import serializers
 from taskcenter.api.serializers import StrictFloatField, StrictIntegerField
 from tasks.models import Task, TaskLog
 from tasks.runtime.errors import RetryableError
+from tasks.runtime.files import sweep_task_files
 from tasks.runtime.registry import register
 from tasks.states import FINISHED_STATUSES
 
@@ -127,5 +128,12 @@ def purge(ctx):
         done += len(ids)
         ctx.save_checkpoint({"deleted_tasks": deleted_tasks, "deleted_logs": deleted_logs})
         ctx.progress(done, total)
+    # Deleting a task removes its files on the machine that deleted it; these are the rest.
+    swept = sweep_task_files()
     ctx.log("info", f"purged {deleted_tasks} tasks and {deleted_logs} log lines finished before {cutoff.isoformat()}")
-    return {"cutoff": cutoff.isoformat(), "deleted_tasks": deleted_tasks, "deleted_logs": deleted_logs}
+    return {
+        "cutoff": cutoff.isoformat(),
+        "deleted_tasks": deleted_tasks,
+        "deleted_logs": deleted_logs,
+        "swept_file_dirs": swept,
+    }

@@ -322,3 +322,25 @@ def test_a_retried_task_that_fails_for_good_again_is_alerted_again(db, temporary
     send_failure_alert(str(task.pk))
     assert len(mailoutbox) == 2
     assert Task.objects.get(pk=task.pk).status == "failed"
+
+
+def test_a_tasks_files_go_with_it_and_the_purge_sweeps_what_deletions_elsewhere_left(
+    db, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    from tasks.services import task_delete
+
+    settings.TASKCENTER_CHECKPOINT_DIR = tmp_path
+    failed = Task.objects.create(task_type="canary", status="failed")  # a retry continues from its files
+    cancelled = Task.objects.create(task_type="canary", status="cancelled")
+    completed = Task.objects.create(task_type="canary", status="completed", completed_at=timezone.now())
+    deleted_elsewhere = uuid.uuid4()
+    for name in (failed.pk, cancelled.pk, completed.pk, deleted_elsewhere, "not-a-task"):
+        (tmp_path / str(name)).mkdir()
+        (tmp_path / str(name) / "chunk-00000.npz").write_bytes(b"x")
+    with django_capture_on_commit_callbacks(execute=True):
+        task_delete(actor=SYSTEM, task_id=cancelled.pk)
+    assert not (tmp_path / str(cancelled.pk)).exists()
+    purge = task_create(actor=SYSTEM, task_type="maintenance.purge", params={"days": 30})
+    assert run_task(str(purge.pk)) == "completed"
+    assert Task.objects.get(pk=purge.pk).result["swept_file_dirs"] == 2
+    assert {path.name for path in tmp_path.iterdir()} == {str(failed.pk), "not-a-task"}
