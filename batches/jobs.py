@@ -291,6 +291,7 @@ class ImportParams(serializers.Serializer):
     timeout_seconds=3600,
     max_attempts=1,
     params=ImportParams,
+    permissions=("batches.add_assessmentrecord",),
 )
 def import_assessments_job(ctx):
     """All or nothing, yet cancellable and pausable at any time: each batch of rows is written

@@ -105,6 +105,7 @@ class PurgeParams(serializers.Serializer):
     timeout_seconds=3600,
     max_attempts=2,
     params=PurgeParams,
+    permissions=("tasks.delete_task",),
 )
 def purge(ctx):
     cutoff = timezone.now() - timedelta(days=int(ctx.params["days"]))

@@ -25,6 +25,8 @@ MANAGE = [
     "tasks.add_task",
     "tasks.change_task",
     "tasks.delete_task",
+    # Starting an import_assessments task (its data becomes what batches compute on).
+    "batches.add_assessmentrecord",
 ]
 
 ROLES: dict[str, list[str]] = {

@@ -144,6 +144,8 @@ def task_create(
     if check_permission:
         actor.require("tasks.add_task")
     job = get_job_type(task_type)
+    if check_permission:
+        actor.require(*job.permissions)
     clean_params = job.validate_params(params)
     return _create_task(actor=actor, job=job, params=clean_params, batch=batch, trigger=trigger)
 

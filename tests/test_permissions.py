@@ -106,3 +106,37 @@ def test_services_check_permissions_whatever_the_door(viewer):
         task_cancel(actor=Actor(user=viewer), task_id=task.pk)
     assert Task.objects.get(pk=task.pk).status == "pending"
     assert uuid.UUID(str(task.pk))
+
+
+def test_a_task_type_can_need_more_than_add_task(db, tmp_path, settings):
+    """The purge deletes tasks: creating one needs delete_task too; an import needs
+    add_assessmentrecord. A custom group with add_task alone starts neither (nor by a batch)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    settings.TASKCENTER_IMPORT_DIR = tmp_path
+    (tmp_path / "june.csv").write_text("student_id\n")
+    user = get_user_model().objects.create_user("adder", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="tasks", codename__in=["add_task", "view_task"])
+    )
+    client = client_for(user)
+    for body in (
+        {"task_type": "maintenance.purge", "params": {"days": 1}},
+        {"task_type": "import_assessments", "params": {"path": "june.csv"}},
+    ):
+        refused = client.post("/api/v1/tasks", body, format="json")
+        assert refused.status_code == 403 and "permission required" in refused.json()["message"]
+    assert client.post("/api/v1/tasks", {"task_type": "canary", "params": {}}, format="json").status_code == 201
+    assert Task.objects.count() == 1
+    types = {t["name"]: t for t in client.get("/api/v1/task-types").json()["data"]}
+    assert types["maintenance.purge"]["start_permissions"] == ["tasks.add_task", "tasks.delete_task"]
+
+
+@pytest.mark.parametrize("task_type", ["maintenance.purge", "import_assessments"])
+def test_the_manager_role_starts_every_task_type(manager, tmp_path, settings, task_type):
+    settings.TASKCENTER_IMPORT_DIR = tmp_path
+    (tmp_path / "june.csv").write_text("student_id\n")
+    params = {"days": 1} if task_type == "maintenance.purge" else {"path": "june.csv"}
+    response = client_for(manager).post("/api/v1/tasks", {"task_type": task_type, "params": params}, format="json")
+    assert response.status_code == 201

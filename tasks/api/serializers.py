@@ -234,6 +234,9 @@ class TaskTypeSerializer(serializers.Serializer):
     timeout_seconds = serializers.IntegerField()
     max_attempts = serializers.IntegerField()
     user_startable = serializers.BooleanField()
+    start_permissions = serializers.ListField(
+        child=serializers.CharField(), help_text="What creating a task of this type needs (tasks.add_task and more)."
+    )
     params_schema = serializers.DictField()
 
 

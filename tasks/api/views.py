@@ -378,6 +378,7 @@ class TaskTypeViewSet(viewsets.ViewSet):
                 "timeout_seconds": job.timeout_seconds,
                 "max_attempts": job.max_attempts,
                 "user_startable": job.user_startable,
+                "start_permissions": ["tasks.add_task", *job.permissions],
                 "params_schema": params_json_schema(job.params_serializer),
             }
             for job in job_types()

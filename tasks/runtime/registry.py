@@ -35,6 +35,9 @@ class JobType:
     params_serializer: type[serializers.Serializer] | None = None
     #: Shown in the API and admin; False hides types meant only for schedules.
     user_startable: bool = True
+    #: Permissions needed to create a task of this type, besides ``tasks.add_task`` (what the job
+    #: does may need more than running a job does: the purge deletes tasks).
+    permissions: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     def stage_weights(self) -> list[tuple[str, float]]:
@@ -108,6 +111,7 @@ def register(
     retry_backoff_max: float = 300.0,
     params: type[serializers.Serializer] | None = None,
     user_startable: bool = True,
+    permissions: tuple[str, ...] = (),
 ) -> Callable[[Callable], Callable]:
     """Register ``func(ctx)`` as job type ``name``. Registering a name twice is an error."""
     if not stages:
@@ -127,6 +131,7 @@ def register(
             retry_backoff_max=float(retry_backoff_max),
             params_serializer=params,
             user_startable=user_startable,
+            permissions=tuple(permissions),
         )
         return func
 
