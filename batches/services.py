@@ -147,7 +147,7 @@ def batch_task_create(*, actor: Actor, batch_code: str, task_type: str, params: 
     As with :func:`batch_start`, a batch has at most one active task (:class:`Conflict`). A
     ``statistics`` task of a batch runs the batch's own config (what its results page shows):
     ``params`` may be left out, and params that differ from the batch's are refused
-    (:class:`InvalidInput`) rather than silently computed under the batch's name.
+    (:class:`Conflict`) rather than silently computed under the batch's name.
     """
     actor.require("tasks.add_task")
     with transaction.atomic():
@@ -159,8 +159,11 @@ def batch_task_create(*, actor: Actor, batch_code: str, task_type: str, params: 
             job = get_job_type(STATISTICS_JOB)
             snapshot = _snapshot(batch)
             if params and job.validate_params(params) != job.validate_params(snapshot):
-                message = "A batch's statistics task runs the batch's config: leave params out, or change the batch."
-                raise InvalidInput(message, errors={"params": [message]})
+                # Valid params, but not the batch's as it is now: a conflict with its state.
+                raise Conflict(
+                    f"batch {batch_code}'s statistics task runs the batch's config, which differs from these"
+                    " params: leave params out, or change the batch first"
+                )
             params = snapshot
         return task_create(actor=actor, task_type=task_type, params=params, batch=batch, trigger=Trigger.API)
 

@@ -139,7 +139,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         description=(
             "With `batch_code`, the task belongs to that batch: 409 while the batch has an active task (as"
             " for start). A batch's `statistics` task runs the batch's config: leave `params` out (params"
-            " that differ from the batch's are a 400)."
+            " that differ from the batch's are a 409)."
         ),
     )
     def create(self, request):
