@@ -125,12 +125,7 @@ def batch_start(*, actor: Actor, batch_code: str, trigger: str = Trigger.API) ->
     """
     actor.require("tasks.start_task")
     with transaction.atomic():
-        # The row lock (PostgreSQL) or the IMMEDIATE write lock (SQLite) makes "no active task,
-        # then create one" atomic: two operators starting the same batch get one task.
-        batch = _locked(batch_code)
-        existing = active_task(batch)
-        if existing is not None:
-            raise Conflict(f"batch {batch_code} already has an active task {existing.pk} ({existing.status})")
+        batch = _locked_without_active_task(batch_code)
         return task_create(
             actor=actor,
             task_type=STATISTICS_JOB,
@@ -151,10 +146,7 @@ def batch_task_create(*, actor: Actor, batch_code: str, task_type: str, params: 
     """
     actor.require("tasks.add_task")
     with transaction.atomic():
-        batch = _locked(batch_code)
-        existing = active_task(batch)
-        if existing is not None:
-            raise Conflict(f"batch {batch_code} already has an active task {existing.pk} ({existing.status})")
+        batch = _locked_without_active_task(batch_code)
         if task_type == STATISTICS_JOB:
             job = get_job_type(STATISTICS_JOB)
             snapshot = _snapshot(batch)
@@ -178,6 +170,17 @@ def batch_cancel(*, actor: Actor, batch_code: str) -> Task:
     task_cancel(actor=actor, task_id=task.pk)
     task.refresh_from_db()
     return task
+
+
+def _locked_without_active_task(batch_code: str) -> Batch:
+    """The batch, locked for the rest of the transaction; :class:`Conflict` if it has an active
+    task. The row lock (PostgreSQL) or the IMMEDIATE write lock (SQLite) makes "no active task,
+    then create one" atomic: two operators starting the same batch get one task."""
+    batch = _locked(batch_code)
+    existing = active_task(batch)
+    if existing is not None:
+        raise Conflict(f"batch {batch_code} already has an active task {existing.pk} ({existing.status})")
+    return batch
 
 
 def _snapshot(batch: Batch) -> dict:
