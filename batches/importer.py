@@ -105,12 +105,20 @@ def open_csv(path: Path):
     return open(path, newline="", encoding="utf-8-sig")
 
 
-def read_batches(handle, *, skip_invalid: bool, report: ImportReport, skip_rows: int = 0) -> Iterator[tuple]:
+def read_batches(
+    handle,
+    *,
+    skip_invalid: bool,
+    report: ImportReport,
+    skip_rows: int = 0,
+    while_skipping: Callable[[], None] | None = None,
+) -> Iterator[tuple]:
     """Parse an open CSV file: yields ``(rows, rows_read)`` — up to :data:`BATCH_ROWS` parsed rows,
     and how many data rows of the file have been read so far (valid or not) — and a last batch,
     possibly empty, at the end of the file. The first ``skip_rows`` data rows are passed over (an
-    earlier run imported them). An invalid row raises :class:`ImportFailed`, or is recorded in
-    ``report`` when ``skip_invalid``.
+    earlier run imported them), calling ``while_skipping()`` every :data:`BATCH_ROWS` rows (a
+    job's check: heartbeat, cancel, pause). An invalid row raises :class:`ImportFailed`, or is
+    recorded in ``report`` when ``skip_invalid``.
     """
     reader = csv.DictReader(handle)
     header = [name.strip() for name in (reader.fieldnames or [])]
@@ -123,6 +131,8 @@ def read_batches(handle, *, skip_invalid: bool, report: ImportReport, skip_rows:
     for row in reader:
         rows_read += 1
         if rows_read <= skip_rows:
+            if while_skipping is not None and rows_read % BATCH_ROWS == 0:
+                while_skipping()
             continue
         if None in row:  # more fields than the header has
             error = "more fields than the header"
@@ -165,7 +175,13 @@ def publish_staged(import_task_id) -> int:
 
 def discard_staged(import_task_id) -> int:
     """Delete the rows staged by the import task, a batch per transaction."""
-    staged = AssessmentRecord.with_staged.filter(import_task_id=import_task_id)
+    return discard_staged_by([import_task_id])
+
+
+def discard_staged_by(import_task_ids: list) -> int:
+    """Delete the rows staged by any of these tasks, a batch per transaction (before the tasks
+    are deleted: ``tasks.services.BULK_DEPENDENTS``)."""
+    staged = AssessmentRecord.with_staged.filter(import_task_id__in=import_task_ids)
     deleted = 0
     while ids := list(staged.values_list("pk", flat=True)[:BATCH_ROWS]):
         with transaction.atomic():

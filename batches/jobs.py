@@ -26,6 +26,7 @@ from batches.importer import (
     read_batches,
     resolve_import_path,
 )
+from batches.models import AssessmentRecord
 from batches.sources import CALCULATION_TYPES, DEFAULT_HISTOGRAM_BINS, get_source, validate_batch_config
 from taskcenter.api.serializers import StrictBooleanField
 from taskcenter.errors import InvalidInput, NotFound
@@ -184,6 +185,7 @@ def _matrix(loaded: dict, n_indicators: int):
     retry_backoff_base=10.0,
     retry_backoff_max=300.0,
     params=StatisticsParams,
+    params_from_batch=True,
 )
 def statistics_job(ctx):
     source = get_source(ctx.params["data_source"])
@@ -312,19 +314,31 @@ def import_assessments_job(ctx):
         dropped = discard_staged(ctx.task_id)
         ctx.log("warn", f"{path.name} changed since the last run: starting over ({dropped} staged rows dropped)")
         state = {}
+    elif state and AssessmentRecord.with_staged.filter(import_task_id=ctx.task_id).count() != state.get("imported"):
+        # The staged rows are not what the checkpoint counts (they were deleted meanwhile).
+        dropped = discard_staged(ctx.task_id)
+        ctx.log("warn", f"the staged rows do not match the checkpoint: starting over ({dropped} dropped)")
+        state = {}
     report = ImportReport.from_dict(state)
     rows_done = int(state.get("rows", 0))
+    size = max(1, stat.st_size)
+    ctx.progress(int(state.get("bytes", 0)), size)
     if rows_done:
         ctx.log("info", f"continuing after row {rows_done} ({report.imported} imported)", resumed_from=rows_done)
     skip_invalid = ctx.params.get("skip_invalid", False)
     try:
         with open_csv(path) as handle:
-            for rows, rows_read in read_batches(handle, skip_invalid=skip_invalid, report=report, skip_rows=rows_done):
-                _stage_rows(ctx, rows, rows_read, report, fingerprint)
-                ctx.progress(handle.buffer.tell(), max(1, stat.st_size))
+            batches = read_batches(
+                handle, skip_invalid=skip_invalid, report=report, skip_rows=rows_done, while_skipping=ctx.check
+            )
+            for rows, rows_read in batches:
+                position = handle.buffer.tell()
+                _stage_rows(ctx, rows, {"file": fingerprint, "rows": rows_read, "bytes": position}, report)
+                ctx.progress(position, size)
     except ImportFailed as exc:
         discard_staged(ctx.task_id)
-        ctx.save_checkpoint({})
+        ctx.clear_checkpoint()
+        ctx.flush()  # a failure keeps the last checkpoint written: this one says "from the start"
         raise DataError(f"{path.name}: {exc}; nothing was imported") from None
     ctx.on_complete(lambda: publish_staged(ctx.task_id))
     for line, error in report.skipped:
@@ -332,16 +346,21 @@ def import_assessments_job(ctx):
     return {"file": ctx.params["path"], **report.as_dict()}
 
 
-def _stage_rows(ctx, rows: list[tuple], rows_read: int, report: ImportReport, fingerprint: list) -> None:
-    """One batch of staged rows and the checkpoint that counts them, in one transaction — which
-    a cancel or pause noticed by the checkpoint's write rolls back whole."""
-    previous = ctx.checkpoint
+def _stage_rows(ctx, rows: list[tuple], position: dict, report: ImportReport) -> None:
+    """One batch of staged rows and the checkpoint that counts them (``position`` in the file and
+    the report), in one transaction — which a cancel or pause noticed by the checkpoint's write
+    rolls back whole."""
+    previous = ctx.checkpoint_data
     try:
         with transaction.atomic():
             insert_rows(rows, import_task_id=ctx.task_id)
             done = ImportReport(report.imported + len(rows), report.skipped_count, report.skipped)
-            ctx.save_checkpoint({"file": fingerprint, "rows": rows_read, **done.as_dict()}, flush=True)
+            ctx.save_checkpoint({**position, **done.as_dict()}, flush=True)
     except BaseException:
-        ctx.save_checkpoint(previous)  # what the database still says
+        # Back to what the database still says.
+        if previous is None:
+            ctx.clear_checkpoint()
+        else:
+            ctx.save_checkpoint(previous)
         raise
     report.imported += len(rows)

@@ -11,7 +11,7 @@ from tasks.actors import Actor
 from tasks.audit import audit
 from tasks.models import Task
 from tasks.runtime.registry import get_job_type
-from tasks.services import task_cancel, task_create
+from tasks.services import delete_bulk_dependents, task_cancel, task_create
 from tasks.states import ACTIVE_STATUSES, Trigger
 
 #: The job type a batch runs.
@@ -101,6 +101,9 @@ def batch_update(*, actor: Actor, batch_code: str, changes: dict) -> Batch:
 def batch_delete(*, actor: Actor, batch_code: str) -> None:
     """Delete a batch and its finished tasks; :class:`Conflict` while a task is active."""
     actor.require("batches.delete_batch")
+    batch = batch_get(batch_code)
+    if active_task(batch) is None:
+        delete_bulk_dependents(list(batch.tasks.values_list("pk", flat=True)))  # see task_delete
     with transaction.atomic():
         batch = _locked(batch_code)
         if active_task(batch) is not None:
@@ -147,8 +150,8 @@ def batch_task_create(*, actor: Actor, batch_code: str, task_type: str, params: 
     actor.require("tasks.add_task")
     with transaction.atomic():
         batch = _locked_without_active_task(batch_code)
-        if task_type == STATISTICS_JOB:
-            job = get_job_type(STATISTICS_JOB)
+        job = get_job_type(task_type)
+        if job.params_from_batch:
             snapshot = _snapshot(batch)
             if params and job.validate_params(params) != job.validate_params(snapshot):
                 # Valid params, but not the batch's as it is now: a conflict with its state.

@@ -18,6 +18,7 @@ from tasks.models import Task, TaskLog
 from tasks.runtime.errors import RetryableError
 from tasks.runtime.files import sweep_task_files
 from tasks.runtime.registry import register
+from tasks.services import delete_bulk_dependents
 from tasks.states import FINISHED_STATUSES
 
 #: A canary step longer than this checks for cancel/pause inside the step.
@@ -120,6 +121,7 @@ def purge(ctx):
         ids = list(old.values_list("pk", flat=True)[:chunk])
         if not ids:
             break
+        delete_bulk_dependents(ids)
         with transaction.atomic():
             # Logs first in their own statement: one huge cascade would hold the lock for long.
             logs, _ = TaskLog.objects.filter(task_id__in=ids).delete()

@@ -7,7 +7,7 @@ re-implements a check. Each public service checks the actor's permission itself.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 
 from django.db import connection, transaction
@@ -16,7 +16,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from batches.models import Batch
-from taskcenter.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from taskcenter.errors import Conflict, IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from tasks.actors import SYSTEM, Actor
 from tasks.audit import audit, audit_entry, log_on_commit
 from tasks.fastinsert import as_one_statement, execute, insert_statements
@@ -195,7 +195,13 @@ def task_update_params(*, actor: Actor, task_id, params: dict) -> Task:
     """
     actor.require("tasks.change_task")
     task = _get(task_id)
-    clean = get_job_type(task.task_type).validate_params(params)
+    job = _job_for(actor, task)
+    if job.params_from_batch and task.batch_id is not None:
+        raise Conflict(
+            f"task {task.pk} runs its batch's config; change the batch instead (cancel the task, update the"
+            " batch, start it again)"
+        )
+    clean = job.validate_params(params)
     with transaction.atomic():
         changed = Task.objects.filter(pk=task.pk, status=TaskStatus.PENDING, checkpoint__isnull=True).update(
             params=clean, updated_at=timezone.now()
@@ -211,6 +217,14 @@ def task_update_params(*, actor: Actor, task_id, params: dict) -> Task:
         audit(actor=actor, action="task.update", target_type="task", target_id=task.pk, details={"params": clean})
     task.refresh_from_db()
     return task
+
+
+def _job_for(actor: Actor, task: Task):
+    """The task's job type, after checking the actor holds what starting that type needs: whoever
+    may resume, retry or re-parameterise a task sets that job running again."""
+    job = get_job_type(task.task_type)
+    actor.require(*job.permissions)
+    return job
 
 
 # --- steering ---------------------------------------------------------------------------------
@@ -241,6 +255,7 @@ def task_resume(*, actor: Actor, task_id) -> str:
     """paused → pending, re-queued; the job continues from its checkpoint."""
     actor.require("tasks.pause_task")
     task = _get(task_id)
+    job = _job_for(actor, task)
     with transaction.atomic():
         previous = transition(
             task.pk,
@@ -251,7 +266,7 @@ def task_resume(*, actor: Actor, task_id) -> str:
             # and only then can the next execution claim the task (no step runs twice).
             fields={"next_attempt_at": None, "enqueued_at": timezone.now()},
         )
-        enqueue_on_commit(task.pk, timeout_seconds=get_job_type(task.task_type).timeout_seconds)
+        enqueue_on_commit(task.pk, timeout_seconds=job.timeout_seconds)
     return previous
 
 
@@ -259,6 +274,7 @@ def task_retry(*, actor: Actor, task_id) -> str:
     """failed / cancelled → pending with ``attempt`` + 1; continues from its checkpoint."""
     actor.require("tasks.retry_task")
     task = _get(task_id)
+    job = _job_for(actor, task)
     with transaction.atomic():
         if task.batch_id is not None:
             _refuse_a_second_active_task(task)
@@ -282,7 +298,7 @@ def task_retry(*, actor: Actor, task_id) -> str:
                 "alerted_at": None,
             },
         )
-        enqueue_on_commit(task.pk, timeout_seconds=get_job_type(task.task_type).timeout_seconds)
+        enqueue_on_commit(task.pk, timeout_seconds=job.timeout_seconds)
     return previous
 
 
@@ -301,6 +317,17 @@ def _refuse_a_second_active_task(task: Task) -> None:
         raise Conflict(f"batch {task.batch.batch_code} already has an active task {other[0]} ({other[1]})")
 
 
+#: ``cleanup(task_ids)`` functions that delete, a batch per transaction, what tasks own in bulk
+#: (an import's staged rows); run before those tasks are deleted, whose cascade would otherwise
+#: delete it all inside the deletion's transaction — on SQLite, holding the write lock as long.
+BULK_DEPENDENTS: list[Callable[[list], object]] = []
+
+
+def delete_bulk_dependents(task_ids: list) -> None:
+    for cleanup in BULK_DEPENDENTS:
+        cleanup(task_ids)
+
+
 def task_delete(*, actor: Actor, task_id) -> str:
     """Delete a finished task with its stages and logs.
 
@@ -309,6 +336,10 @@ def task_delete(*, actor: Actor, task_id) -> str:
     """
     actor.require("tasks.delete_task")
     task = _get(task_id)
+    if task.status not in ACTIVE_STATUSES and task.execution_id is None:
+        # Deletable as far as one can tell now (checked again below, under the lock). Should a
+        # retry slip in between, the job finds its staged rows gone and starts over.
+        delete_bulk_dependents([task.pk])
     with transaction.atomic():
         # Row lock (PostgreSQL) / write lock (SQLite): nobody re-queues it between check and delete.
         row = Task.objects.select_for_update().filter(pk=task.pk).values_list("status", "execution_id").first()
@@ -355,7 +386,8 @@ def bulk_apply(ids: Iterable, operation, *, limit: int | None = MAX_BULK_IDS) ->
                 results[item] = {"success": True, "error": None, **outcome}
             else:
                 results[item] = {"success": True, "status": outcome, "error": None}
-        except (NotFound, Conflict, InvalidInput) as exc:
+        except (NotFound, Conflict, InvalidInput, PermissionDenied) as exc:
+            # PermissionDenied here: the task's type needs more than the operation's permission.
             results[item] = {"success": False, "status": None, "error": exc.message}
     success = sum(1 for r in results.values() if r["success"])
     return {

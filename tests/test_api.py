@@ -111,6 +111,9 @@ def test_a_batch_has_one_active_task_whichever_door_the_task_comes_through(api):
     assert "differs from these params" in refused["message"]
     second = envelope_of(api.post("/api/v1/tasks", body, format="json"), 201)["data"]
     assert second["params"]["config"]["include_dimensions"] == ["academic", "non_academic"]
+    # Nor can PATCH give it other params: the batch is what changes them.
+    patched = api.patch(f"/api/v1/tasks/{second['task_id']}", {"params": other}, format="json")
+    assert "change the batch" in envelope_of(patched, 409)["message"]
     # Retrying the cancelled first task while the second is active: refused, nothing changes.
     assert "active task" in envelope_of(api.post(f"/api/v1/tasks/{first}/retry"), 409)["message"]
     statuses = sorted(Task.objects.filter(batch__batch_code="BATCH_2025_001").values_list("status", flat=True))

@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from batches.models import AssessmentRecord
 from taskcenter.errors import InvalidInput, NotFound
 from tasks.actors import SYSTEM
+from tasks.models import Task
 from tasks.runtime.worker import run_task
 from tasks.services import task_create
 
@@ -171,7 +172,7 @@ def test_an_import_task_that_meets_a_bad_row_drops_what_it_staged(db, import_dir
     task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "bad.csv"})
     run_task(str(task.pk))
     task.refresh_from_db()
-    assert (task.status, task.error_category, task.checkpoint) == ("failed", "data", {})
+    assert (task.status, task.error_category, task.checkpoint) == ("failed", "data", None)
     assert "line 8: score 101 is outside 0–100" in task.error_message
     assert not AssessmentRecord.with_staged.exists()
 
@@ -205,3 +206,68 @@ def test_rows_staged_by_an_unfinished_import_are_not_data(db, tmp_path):
     assert assessments.count_records(config) == 2
     assert sum(len(chunk) for chunk in assessments.iter_chunks(config, with_groups=False)) == 2
     assert AssessmentRecord.objects.count() == 3 and AssessmentRecord.with_staged.count() == 4
+
+
+def test_an_import_whose_staged_rows_went_meanwhile_starts_over(db, import_dir, monkeypatch):
+    from batches.importer import discard_staged
+    from tasks.models import TaskLog
+    from tasks.services import task_pause, task_resume
+
+    big_file(import_dir / "big.csv", 6)
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
+    stop_after_batches(monkeypatch, 2, lambda task_id: task_pause(actor=SYSTEM, task_id=task_id))
+    run_task(str(task.pk))
+    assert discard_staged(task.pk) == 4  # as a deletion racing with the resume would
+    monkeypatch.undo()
+    monkeypatch.setattr("batches.importer.BATCH_ROWS", 2)
+    task_resume(actor=SYSTEM, task_id=task.pk)
+    assert run_task(str(task.pk)) == "completed"
+    assert sorted(AssessmentRecord.objects.values_list("student_id", flat=True)) == [f"S{i:07d}" for i in range(6)]
+    assert TaskLog.objects.filter(task=task, message__contains="do not match the checkpoint").exists()
+
+
+def test_a_cancel_is_noticed_while_a_resumed_import_passes_over_the_rows_it_imported(
+    db, import_dir, monkeypatch, settings
+):
+    from batches import jobs
+    from tasks.services import task_cancel, task_pause, task_resume
+
+    big_file(import_dir / "big.csv", 9)
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
+    stop_after_batches(monkeypatch, 3, lambda task_id: task_pause(actor=SYSTEM, task_id=task_id))
+    run_task(str(task.pk))
+    monkeypatch.undo()
+    monkeypatch.setattr("batches.importer.BATCH_ROWS", 2)
+    settings.TASKCENTER_FLUSH_INTERVAL = 0  # every check looks at the database
+    real_read = jobs.read_batches
+
+    def cancelled_while_skipping(*args, while_skipping, **kwargs):
+        def check():
+            task_cancel(actor=SYSTEM, task_id=task.pk)
+            while_skipping()
+
+        return real_read(*args, while_skipping=check, **kwargs)
+
+    monkeypatch.setattr(jobs, "read_batches", cancelled_while_skipping)
+    task_resume(actor=SYSTEM, task_id=task.pk)
+    assert run_task(str(task.pk)) == "interrupted"
+    task.refresh_from_db()
+    assert task.status == "cancelled" and task.checkpoint["rows"] == 6
+    assert AssessmentRecord.with_staged.filter(import_task=task).count() == 6  # nothing new staged
+
+
+def test_the_delete_page_of_an_import_counts_its_staged_rows_instead_of_listing_them(
+    db, import_dir, monkeypatch, admin_client
+):
+    from tasks.services import task_cancel
+
+    big_file(import_dir / "big.csv", 9)
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
+    stop_after_batches(monkeypatch, 3, lambda task_id: task_cancel(actor=SYSTEM, task_id=task_id))
+    run_task(str(task.pk))
+    page = admin_client.get(f"/admin/tasks/task/{task.pk}/delete/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Assessment records: 6" in page
+    assert "S0000001" not in page  # no row listed one by one
+    response = admin_client.post(f"/admin/tasks/task/{task.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Task.objects.filter(pk=task.pk).exists() and not AssessmentRecord.with_staged.exists()

@@ -140,3 +140,33 @@ def test_the_manager_role_starts_every_task_type(manager, tmp_path, settings, ta
     params = {"days": 1} if task_type == "maintenance.purge" else {"path": "june.csv"}
     response = client_for(manager).post("/api/v1/tasks", {"task_type": task_type, "params": params}, format="json")
     assert response.status_code == 201
+
+
+def test_resuming_retrying_or_changing_a_task_needs_what_starting_its_type_needs(operator, tmp_path, settings):
+    """An operator may retry tasks, but not set an import running again (publishing its rows):
+    starting one needs add_assessmentrecord, which operators lack. Nor may someone with only
+    change_task re-point it."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    settings.TASKCENTER_IMPORT_DIR = tmp_path
+    (tmp_path / "june.csv").write_text("student_id\n")
+    imports = [task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "june.csv"}) for _ in range(3)]
+    Task.objects.filter(pk=imports[0].pk).update(status="cancelled")
+    Task.objects.filter(pk=imports[1].pk).update(status="paused")
+    client = client_for(operator)
+    assert client.post(f"/api/v1/tasks/{imports[0].pk}/retry").status_code == 403
+    assert client.post(f"/api/v1/tasks/{imports[1].pk}/resume").status_code == 403
+    bulk = client.post("/api/v1/statistics/tasks/batch-cancel", {"task_ids": [str(imports[2].pk)]}, format="json")
+    assert bulk.json()["data"]["success_count"] == 1  # cancelling stops work: no more is needed
+    editor = get_user_model().objects.create_user("editor", is_staff=True)
+    editor.user_permissions.add(*Permission.objects.filter(codename__in=["change_task", "view_task"]))
+    refused = client_for(editor).patch(
+        f"/api/v1/tasks/{imports[2].pk}", {"params": {"path": "june.csv"}}, format="json"
+    )
+    assert refused.status_code == 403
+    assert list(Task.objects.order_by("created_at").values_list("status", flat=True)) == [
+        "cancelled",
+        "paused",
+        "cancelled",
+    ]

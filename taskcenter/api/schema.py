@@ -82,7 +82,6 @@ def _tighten(schema: dict) -> None:
 
 def _task_create_variants() -> list[dict]:
     """POST /api/v1/tasks: one body shape per registered task type, with its params schema."""
-    from batches.services import STATISTICS_JOB
     from batches.sources import sources
     from tasks.api.views import params_json_schema
     from tasks.runtime.registry import job_types
@@ -103,7 +102,7 @@ def _task_create_variants() -> list[dict]:
         required = ["task_type"]
         alternatives = {}
         if params.get("required"):
-            if job.name == STATISTICS_JOB:
+            if job.params_from_batch:
                 # A batch's statistics task takes the batch's config: params, or a batch_code.
                 alternatives["anyOf"] = [
                     {"required": ["params"]},

@@ -88,6 +88,12 @@ class TaskContext:
         — an import's rows — that must appear only if the task completes."""
         self.completion_hooks.append(hook)
 
+    def clear_checkpoint(self) -> None:
+        """Forget the checkpoint (the next run starts from the beginning); written with the next
+        flush, and on pause or cancel."""
+        self._checkpoint = None
+        self._checkpoint_dirty = True
+
     # --- stages and progress ------------------------------------------------------------------
 
     def stage(self, name: str) -> None:

@@ -38,6 +38,9 @@ class JobType:
     #: Permissions needed to create a task of this type, besides ``tasks.add_task`` (what the job
     #: does may need more than running a job does: the purge deletes tasks).
     permissions: tuple[str, ...] = ()
+    #: The params are a snapshot of the task's batch (its data source and config): a task of a
+    #: batch takes the batch's, and they are changed by changing the batch, never the task.
+    params_from_batch: bool = False
     extra: dict = field(default_factory=dict)
 
     def stage_weights(self) -> list[tuple[str, float]]:
@@ -112,6 +115,7 @@ def register(
     params: type[serializers.Serializer] | None = None,
     user_startable: bool = True,
     permissions: tuple[str, ...] = (),
+    params_from_batch: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Register ``func(ctx)`` as job type ``name``. Registering a name twice is an error."""
     if not stages:
@@ -132,6 +136,7 @@ def register(
             params_serializer=params,
             user_startable=user_startable,
             permissions=tuple(permissions),
+            params_from_batch=params_from_batch,
         )
         return func
 
