@@ -36,3 +36,19 @@ def test_expired_counters_are_swept(tmp_path, monkeypatch):
     store.incr("current", time.time() + 60)
     assert len(list(tmp_path.iterdir())) == 1
     assert store.incr("current", time.time() + 60) == 2
+
+
+def test_with_the_shared_cache_down_the_api_still_answers_unthrottled(manager, settings, caplog):
+    """Redis down: the throttles cannot count, and fail open rather than turning every request
+    into a 500 (the database, which serves the request, is fine)."""
+    from tests.api_helpers import client_for, envelope_of
+
+    settings.TASKCENTER_THROTTLE_DIR = None
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"},
+    }
+    api = client_for(manager)
+    envelope_of(api.get("/api/v1/tasks"), 200)
+    envelope_of(api.post("/api/v1/tasks", {"task_type": "canary", "params": {}}, format="json"), 201)
+    assert "request throttling is off" in caplog.text

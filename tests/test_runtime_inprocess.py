@@ -344,3 +344,27 @@ def test_a_tasks_files_go_with_it_and_the_purge_sweeps_what_deletions_elsewhere_
     assert run_task(str(purge.pk)) == "completed"
     assert Task.objects.get(pk=purge.pk).result["swept_file_dirs"] == 2
     assert {path.name for path in tmp_path.iterdir()} == {str(failed.pk), "not-a-task"}
+
+
+def test_a_task_retried_while_a_dead_execution_held_it_is_sent_again_once_released(db, settings, monkeypatch):
+    """With a message broker: the retry's message was spent on a claim the dead execution's hold
+    refused; when the watchdog releases the task it sends it again at once, not after the
+    requeue delay."""
+    from django_q.models import OrmQ
+
+    from tasks.runtime import queue
+
+    monkeypatch.delitem(queue.Q_CLUSTER, "broker_class")  # messages, as with Redis
+    settings.TASKCENTER_REQUEUE_AFTER_SECONDS = 600
+    long_ago = timezone.now() - timedelta(minutes=5)
+    task = Task.objects.create(
+        task_type="canary",
+        status="pending",
+        execution_id=uuid.uuid4(),
+        heartbeat_at=long_ago,
+        enqueued_at=timezone.now(),
+    )
+    assert sweep() == {"worker_lost": 0, "released": 1, "enqueued": 1}
+    task.refresh_from_db()
+    assert task.execution_id is None and task.enqueued_at is not None
+    assert OrmQ.objects.count() == 1

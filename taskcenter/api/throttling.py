@@ -11,6 +11,8 @@ boundary.
 
 from __future__ import annotations
 
+import logging
+import time
 from functools import cache
 
 from django.conf import settings
@@ -18,10 +20,24 @@ from rest_framework import throttling
 
 from taskcenter.api.counters import FileCounters
 
+logger = logging.getLogger(__name__)
+
 
 @cache
 def _file_counters(directory: str) -> FileCounters:
     return FileCounters(directory)
+
+
+_last_warning = 0.0
+
+
+def _log_unavailable(exc: Exception) -> None:
+    """At most one warning a minute per process while the counters cannot be reached."""
+    global _last_warning
+    now = time.monotonic()
+    if now - _last_warning >= 60:
+        _last_warning = now
+        logger.warning("request throttling is off: its counters cannot be reached (%s)", exc)
 
 
 class WindowCounterMixin:
@@ -35,17 +51,25 @@ class WindowCounterMixin:
         window = int(now // self.duration)
         key = f"{self.key}:{window}"
         window_end = (window + 1) * self.duration
-        if settings.TASKCENTER_THROTTLE_DIR:
-            count = _file_counters(str(settings.TASKCENTER_THROTTLE_DIR)).incr(key, expires_at=window_end + 1)
-        else:
-            try:
-                count = self.cache.incr(key)
-            except ValueError:  # first request of this window
-                count = 1
-                if not self.cache.add(key, 1, self.duration + 1):
-                    count = self.cache.incr(key)  # another process started the window first
+        try:
+            count = self._count(key, window_end)
+        except Exception as exc:  # whatever the cache raises
+            # Fail open: with the shared cache (Redis) down, refusing every request would stop
+            # operators from seeing and steering their tasks, which the database still serves.
+            _log_unavailable(exc)
+            return True
         self.wait_seconds = window_end - now
         return count <= self.num_requests
+
+    def _count(self, key: str, window_end: float) -> int:
+        if settings.TASKCENTER_THROTTLE_DIR:
+            return _file_counters(str(settings.TASKCENTER_THROTTLE_DIR)).incr(key, expires_at=window_end + 1)
+        try:
+            return self.cache.incr(key)
+        except ValueError:  # first request of this window
+            if self.cache.add(key, 1, self.duration + 1):
+                return 1
+            return self.cache.incr(key)  # another process started the window first
 
     def wait(self):
         return self.wait_seconds

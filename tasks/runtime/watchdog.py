@@ -70,11 +70,18 @@ def sweep() -> dict[str, int]:
         .values_list("pk", "execution_id")[:SWEEP_LIMIT]
     )
     for task_id, execution_id in orphaned:
-        counts["released"] += (
+        released = (
             Task.objects.filter(pk=task_id, execution_id=execution_id)
             .exclude(status=TaskStatus.PROCESSING)
             .update(execution_id=None, heartbeat_at=None, worker="")
         )
+        counts["released"] += released
+        if released:
+            # Resumed or retried while the dead execution still held it: that message was spent
+            # on a refused claim. Not handed over, it is sent again just below.
+            Task.objects.filter(pk=task_id, status=TaskStatus.PENDING, execution_id__isnull=True).update(
+                enqueued_at=None
+            )
 
     requeue_after = timedelta(seconds=settings.TASKCENTER_REQUEUE_AFTER_SECONDS)
     not_handed_over = Q(enqueued_at__isnull=True)
