@@ -7,6 +7,7 @@ they changed, then runs the service (web + django-q2 cluster) or the test suite.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -103,16 +104,22 @@ def run() -> int:
             ],
             cwd=ROOT,
             env=env,
+            start_new_session=True,
         ),
-        subprocess.Popen([str(PY), str(ROOT / "manage.py"), "qcluster"], cwd=ROOT, env=env),
+        subprocess.Popen([str(PY), str(ROOT / "manage.py"), "qcluster"], cwd=ROOT, env=env, start_new_session=True),
         # The watchdog also runs every minute as a django-q2 schedule; this loop makes retries
         # and lost-worker recovery react within seconds on a single machine.
         subprocess.Popen(
             [str(PY), str(ROOT / "manage.py"), "watchdog", "--loop", "--interval", env.get("WATCHDOG_INTERVAL", "2")],
             cwd=ROOT,
             env=env,
+            start_new_session=True,
         ),
     ]
+    # Each child leads a process group of its own (gunicorn's workers; the cluster's sentinel,
+    # pusher, monitor and workers): Ctrl-C reaches only this script, which asks each child to
+    # stop, and what is still running at the deadline is killed group and all — a cluster's
+    # workers are never left behind to go on taking tasks.
     say(f"serving http://{host}:{port}/admin/ with a django-q2 cluster and the watchdog; Ctrl-C stops all")
 
     def stop(*_):
@@ -132,7 +139,10 @@ def run() -> int:
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                child.kill()
+                say(f"pid {child.pid} did not stop in time: killing it and its processes")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)  # stragglers of a child that did stop, too
+            child.wait()
     codes = [child.returncode for child in children]
     return 0 if all(code in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes) else 1
 
