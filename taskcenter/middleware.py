@@ -54,3 +54,22 @@ class RequestMetricsMiddleware:
                 },
             )
         return response
+
+
+class HeadWithoutBodyMiddleware:
+    """A HEAD request gets the GET's status and headers and no body: gunicorn sends whatever body
+    the application returns (a client on a keep-alive connection then reads it as the next
+    response). Outermost, so the headers — Content-Length included — are the GET's."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.method == "HEAD":
+            if response.streaming:
+                response.close()
+                response.streaming_content = []
+            else:
+                response.content = b""
+        return response

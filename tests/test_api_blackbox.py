@@ -137,6 +137,28 @@ def test_event_stream_follows_a_task_to_its_end(http):
     assert '"status": "completed"' in text.split("event: end")[1]
 
 
+def test_head_answers_headers_only_and_a_keep_alive_connection_stays_in_step(http):
+    """HEAD: the GET's headers, no body — not even an event stream (which would also hold one of
+    the server's stream slots); the next request on the same connection gets its own answer."""
+    import http.client as client
+
+    task_id = http("post", "/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 0, "steps": 1}})[1]["data"][
+        "task_id"
+    ]
+    host, port = urllib.parse.urlsplit(http.base).netloc.split(":")
+    connection = client.HTTPConnection(host, int(port), timeout=10)
+    auth = {"Authorization": f"Token {http.token}"}
+    for path in ("/api/v1/task-types", f"/api/v1/tasks/{task_id}/events"):
+        connection.request("HEAD", path, headers=auth)
+        head = connection.getresponse()
+        head.read()
+        assert head.status == 200
+        connection.request("GET", "/api/v1/task-types", headers=auth)
+        after = connection.getresponse()
+        assert after.status == 200 and json.loads(after.read())["code"] == 200
+    connection.close()
+
+
 def test_error_codes_over_http(http, web_server):
     anonymous = Http(web_server.url)
     assert anonymous("get", "/api/v1/tasks")[0] == 401

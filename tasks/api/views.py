@@ -8,7 +8,7 @@ import time
 
 from django.conf import settings
 from django.db import close_old_connections
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
@@ -256,6 +256,10 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
     )
     def events(self, request, task_id=None):
         task = self.get_object()
+        if request.method == "HEAD":  # the headers a stream would have; no stream, no slot taken
+            response = HttpResponse(content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            return response
         if not _STREAMS.acquire(blocking=False):
             raise Throttled(wait=5, detail="Too many event streams on this server; try again shortly.")
         response = StreamingHttpResponse(_event_stream(task.pk), content_type="text/event-stream")
