@@ -78,6 +78,7 @@ def test_pause_at_thirty_percent_then_resume_never_repeats_a_step(cluster):
     assert paused.status == "paused"
     saved = paused.checkpoint["next_step"]
     assert saved >= 12
+    assert paused.progress == pytest.approx(100 * saved / 40, abs=0.01), "it shows what its checkpoint holds"
     assert cluster.steps(task.pk) == list(range(1, saved + 1))
 
     task_resume(actor=SYSTEM, task_id=task.pk)

@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
@@ -171,7 +171,15 @@ def _release(ctx: TaskContext, *, reason: str) -> None:
         released = (
             Task.objects.filter(pk=ctx.task_id, execution_id=ctx.execution_id)
             .exclude(status=TaskStatus.PROCESSING)
-            .update(execution_id=None, heartbeat_at=None, checkpoint=ctx.checkpoint_data, worker="")
+            .update(
+                execution_id=None,
+                heartbeat_at=None,
+                checkpoint=ctx.checkpoint_data,
+                worker="",
+                # A paused task shows the progress its checkpoint holds (the resume continues
+                # from there); a cancelled one keeps what it showed when it was cancelled.
+                progress=Case(When(status=TaskStatus.PAUSED, then=Value(ctx.progress_value)), default=F("progress")),
+            )
         )
         if released:
             logs = ctx.pending_logs()
