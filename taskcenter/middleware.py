@@ -73,3 +73,23 @@ class HeadWithoutBodyMiddleware:
             else:
                 response.content = b""
         return response
+
+
+class ChunkedBodyMiddleware:
+    """An API write whose body comes chunked (``Transfer-Encoding: chunked``, no Content-Length)
+    gets 411 Length Required: Django reads a request body by its Content-Length and would see an
+    empty one — a misleading "field is required" 400 for a body that was sent."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked and not request.META.get("CONTENT_LENGTH") and request.path.startswith("/api/"):
+            from django.http import JsonResponse
+
+            from taskcenter.api.renderers import envelope
+
+            message = "Send the request body with a Content-Length; chunked bodies are not read."
+            return JsonResponse(envelope(411, message=message), status=411)
+        return self.get_response(request)

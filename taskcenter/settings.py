@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "taskcenter.middleware.HeadWithoutBodyMiddleware",
     "taskcenter.middleware.RequestMetricsMiddleware",
+    "taskcenter.middleware.ChunkedBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

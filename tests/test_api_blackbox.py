@@ -159,6 +159,26 @@ def test_head_answers_headers_only_and_a_keep_alive_connection_stays_in_step(htt
     connection.close()
 
 
+def test_a_chunked_body_is_a_411_not_a_misleading_400(http):
+    import http.client as client
+
+    host, port = urllib.parse.urlsplit(http.base).netloc.split(":")
+    connection = client.HTTPConnection(host, int(port), timeout=10)
+    body = iter([b'{"task_type": "canary", ', b'"params": {}}'])
+    connection.request(
+        "POST",
+        "/api/v1/tasks",
+        body=body,
+        headers={"Authorization": f"Token {http.token}", "Content-Type": "application/json"},
+        encode_chunked=True,
+    )
+    response = connection.getresponse()
+    payload = json.loads(response.read())
+    assert (response.status, payload["code"], payload["success"]) == (411, 411, False)
+    assert "Content-Length" in payload["message"]
+    connection.close()
+
+
 def test_error_codes_over_http(http, web_server):
     anonymous = Http(web_server.url)
     assert anonymous("get", "/api/v1/tasks")[0] == 401

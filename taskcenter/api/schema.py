@@ -15,6 +15,7 @@ ERROR_STATUSES = {
     "405": "Method not allowed.",
     "406": "Not acceptable (the API answers application/json).",
     "409": "The current state forbids it (illegal transition, active task, stale state).",
+    "411": "A chunked request body: send it with a Content-Length.",
     "413": "Request body too large.",
     "415": "Unsupported media type (send application/json).",
     "429": "Throttled; see Retry-After.",
