@@ -136,6 +136,20 @@ def test_event_stream_follows_a_task_to_its_end(http):
     assert events[0] == "status" and events[-1] == "end"
     assert '"status": "completed"' in text.split("event: end")[1]
 
+    # A client that reconnects with the last log event's id gets only the lines after it.
+    from django.utils import timezone
+
+    from tasks.models import TaskLog
+
+    first, second = (
+        TaskLog.objects.create(task_id=task_id, timestamp=timezone.now(), message=f"line {n}") for n in (1, 2)
+    )
+    request.add_header("Last-Event-ID", str(first.id))
+    with urllib.request.urlopen(request, timeout=30) as response:
+        again = response.read().decode()
+    assert f"id: {second.id}\nevent: log" in again and "line 2" in again
+    assert "line 1" not in again and f"id: {first.id}\n" not in again
+
 
 def test_head_answers_headers_only_and_a_keep_alive_connection_stays_in_step(http):
     """HEAD: the GET's headers, no body — not even an event stream (which would also hold one of

@@ -244,8 +244,10 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         description=(
             "Events: `status` ({status, progress, stage_details}) on every change, `log` for each new log line, "
             "`end` at a final state; a `: keep-alive` comment every 15 s; `reconnect` when the stream's time limit "
-            "ends it. At most TASKCENTER_SSE_MAX_STREAMS "
-            "streams per web process (more → 429); a stream ends after TASKCENTER_SSE_MAX_SECONDS (reconnect)."
+            "ends it. Each `log` event carries the log line's id as its event id, so a client that reconnects with "
+            "`Last-Event-ID` (browsers' EventSource do) gets only the lines after it. "
+            "At most TASKCENTER_SSE_MAX_STREAMS streams per web process (more → 429); a stream ends after "
+            "TASKCENTER_SSE_MAX_SECONDS (reconnect)."
         ),
         responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="An event stream.")},
     )
@@ -262,7 +264,9 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
             return response
         if not _STREAMS.acquire(blocking=False):
             raise Throttled(wait=5, detail="Too many event streams on this server; try again shortly.")
-        response = StreamingHttpResponse(_event_stream(task.pk), content_type="text/event-stream")
+        last_seen = request.META.get("HTTP_LAST_EVENT_ID", "")
+        after_log = int(last_seen) if last_seen.isdigit() else 0  # anything else: from the start
+        response = StreamingHttpResponse(_event_stream(task.pk, after_log), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
         return response
@@ -322,11 +326,12 @@ KEEP_ALIVE_SECONDS = 15
 POLL_SECONDS = 0.5
 
 
-def _event_stream(task_id):
-    """Poll the task every half second; emit what changed. Releases its stream slot at the end."""
+def _event_stream(task_id, after_log: int = 0):
+    """Poll the task every half second; emit what changed (log lines after ``after_log``).
+    Releases its stream slot at the end."""
     try:
         last_state = None
-        last_log = 0
+        last_log = after_log
         last_sent = time.monotonic()
         deadline = time.monotonic() + settings.TASKCENTER_SSE_MAX_SECONDS
         while time.monotonic() < deadline:
@@ -347,7 +352,7 @@ def _event_stream(task_id):
                 last_sent = time.monotonic()
             for log in TaskLog.objects.filter(task_id=task_id, id__gt=last_log).order_by("id")[:200]:
                 last_log = log.id
-                yield _event("log", TaskLogSerializer(log).data)
+                yield _event("log", TaskLogSerializer(log).data, event_id=log.id)
                 last_sent = time.monotonic()
             if task.status in FINISHED_STATUSES:
                 yield _event("end", {"status": task.status})
@@ -362,8 +367,9 @@ def _event_stream(task_id):
         close_old_connections()
 
 
-def _event(name: str, data) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, default=str, ensure_ascii=False)}\n\n"
+def _event(name: str, data, *, event_id: int | None = None) -> str:
+    prefix = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{prefix}event: {name}\ndata: {json.dumps(data, default=str, ensure_ascii=False)}\n\n"
 
 
 class TaskTypeViewSet(viewsets.ViewSet):
