@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -124,9 +126,21 @@ def stop_after_batches(monkeypatch, batches: int, stop):
         original(ctx, *args)
         calls.append(1)
         if len(calls) == batches:
-            stop(ctx.task_id)
+            stop(task_id=ctx.task_id)
 
     monkeypatch.setattr(jobs, "_stage_rows", staged)
+
+
+def interrupted_import(import_dir, monkeypatch, *, rows: int, batches: int, stop) -> Task:
+    """An import task of ``rows`` rows (2 per batch) that ``stop(task_id)`` interrupted after
+    ``batches`` batches; the interruption is no longer patched in when it returns."""
+    big_file(import_dir / "big.csv", rows)
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
+    stop_after_batches(monkeypatch, batches, stop)
+    assert run_task(str(task.pk)) == "interrupted"
+    monkeypatch.undo()
+    monkeypatch.setattr("batches.importer.BATCH_ROWS", 2)
+    return task
 
 
 def test_an_import_task_stages_its_rows_until_it_completes_and_a_retry_continues_after_a_cancel(
@@ -213,13 +227,8 @@ def test_an_import_whose_staged_rows_went_meanwhile_starts_over(db, import_dir, 
     from tasks.models import TaskLog
     from tasks.services import task_pause, task_resume
 
-    big_file(import_dir / "big.csv", 6)
-    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
-    stop_after_batches(monkeypatch, 2, lambda task_id: task_pause(actor=SYSTEM, task_id=task_id))
-    run_task(str(task.pk))
+    task = interrupted_import(import_dir, monkeypatch, rows=6, batches=2, stop=partial(task_pause, actor=SYSTEM))
     assert discard_staged(task.pk) == 4  # as a deletion racing with the resume would
-    monkeypatch.undo()
-    monkeypatch.setattr("batches.importer.BATCH_ROWS", 2)
     task_resume(actor=SYSTEM, task_id=task.pk)
     assert run_task(str(task.pk)) == "completed"
     assert sorted(AssessmentRecord.objects.values_list("student_id", flat=True)) == [f"S{i:07d}" for i in range(6)]
@@ -232,12 +241,7 @@ def test_a_cancel_is_noticed_while_a_resumed_import_passes_over_the_rows_it_impo
     from batches import jobs
     from tasks.services import task_cancel, task_pause, task_resume
 
-    big_file(import_dir / "big.csv", 9)
-    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
-    stop_after_batches(monkeypatch, 3, lambda task_id: task_pause(actor=SYSTEM, task_id=task_id))
-    run_task(str(task.pk))
-    monkeypatch.undo()
-    monkeypatch.setattr("batches.importer.BATCH_ROWS", 2)
+    task = interrupted_import(import_dir, monkeypatch, rows=9, batches=3, stop=partial(task_pause, actor=SYSTEM))
     settings.TASKCENTER_FLUSH_INTERVAL = 0  # every check looks at the database
     real_read = jobs.read_batches
 
@@ -261,10 +265,7 @@ def test_the_delete_page_of_an_import_counts_its_staged_rows_instead_of_listing_
 ):
     from tasks.services import task_cancel
 
-    big_file(import_dir / "big.csv", 9)
-    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
-    stop_after_batches(monkeypatch, 3, lambda task_id: task_cancel(actor=SYSTEM, task_id=task_id))
-    run_task(str(task.pk))
+    task = interrupted_import(import_dir, monkeypatch, rows=9, batches=3, stop=partial(task_cancel, actor=SYSTEM))
     page = admin_client.get(f"/admin/tasks/task/{task.pk}/delete/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Assessment records: 6" in page
     assert "S0000001" not in page  # no row listed one by one
