@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import numpy as np
@@ -31,7 +30,7 @@ from batches.sources import CALCULATION_TYPES, DEFAULT_HISTOGRAM_BINS, get_sourc
 from taskcenter.api.serializers import StrictBooleanField
 from taskcenter.errors import InvalidInput, NotFound
 from tasks.runtime.errors import ConfigurationError, DataError
-from tasks.runtime.files import task_files_dir
+from tasks.runtime.files import remove_task_files, task_files_dir
 from tasks.runtime.registry import register
 
 STAGES = [("data_loading", 0.6), ("statistical_calculation", 0.35), ("result_aggregation", 0.05)]
@@ -55,6 +54,7 @@ class LoadStore:
     """Loaded chunks on disk (``TASKCENTER_CHECKPOINT_DIR/<task id>/``): one ``.npz`` per chunk."""
 
     def __init__(self, task_id):
+        self.task_id = task_id
         self.path = task_files_dir(task_id)
 
     def save(self, index: int, **arrays: np.ndarray) -> None:
@@ -74,7 +74,7 @@ class LoadStore:
         return out
 
     def clear(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        remove_task_files(self.task_id)
 
 
 def _load(ctx, config: dict, store: LoadStore) -> dict:

@@ -11,7 +11,7 @@ from tasks.actors import Actor
 from tasks.audit import audit
 from tasks.models import Task
 from tasks.runtime.registry import get_job_type
-from tasks.services import delete_bulk_dependents, task_cancel, task_create
+from tasks.services import delete_bulk_dependents, refuse_a_second_active_task, task_cancel, task_create
 from tasks.states import ACTIVE_STATUSES, Trigger
 
 #: The job type a batch runs.
@@ -177,12 +177,9 @@ def batch_cancel(*, actor: Actor, batch_code: str) -> Task:
 
 def _locked_without_active_task(batch_code: str) -> Batch:
     """The batch, locked for the rest of the transaction; :class:`Conflict` if it has an active
-    task. The row lock (PostgreSQL) or the IMMEDIATE write lock (SQLite) makes "no active task,
-    then create one" atomic: two operators starting the same batch get one task."""
+    task: two operators starting the same batch get one task."""
     batch = _locked(batch_code)
-    existing = active_task(batch)
-    if existing is not None:
-        raise Conflict(f"batch {batch_code} already has an active task {existing.pk} ({existing.status})")
+    refuse_a_second_active_task(batch)
     return batch
 
 

@@ -1,4 +1,4 @@
-"""Per-request metrics and the access log line of every API call."""
+"""Per-request metrics and the access log line of every API call; HEAD and chunked bodies."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import re
 import time
 from functools import lru_cache
 
+from django.http import JsonResponse
+
 from taskcenter import metrics
+from taskcenter.api.renderers import envelope
 
 access_log = logging.getLogger("taskcenter.access")
 
@@ -86,10 +89,6 @@ class ChunkedBodyMiddleware:
     def __call__(self, request):
         chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
         if chunked and not request.META.get("CONTENT_LENGTH") and request.path.startswith("/api/"):
-            from django.http import JsonResponse
-
-            from taskcenter.api.renderers import envelope
-
             message = "Send the request body with a Content-Length; chunked bodies are not read."
             return JsonResponse(envelope(411, message=message), status=411)
         return self.get_response(request)

@@ -277,7 +277,8 @@ def task_retry(*, actor: Actor, task_id) -> str:
     job = _job_for(actor, task)
     with transaction.atomic():
         if task.batch_id is not None:
-            _refuse_a_second_active_task(task)
+            # The batch's row lock, as starting a batch takes it: the two cannot both succeed.
+            refuse_a_second_active_task(Batch.objects.select_for_update().get(pk=task.batch_id), excluding=task.pk)
         previous = transition(
             task.pk,
             TaskStatus.PENDING,
@@ -302,19 +303,19 @@ def task_retry(*, actor: Actor, task_id) -> str:
     return previous
 
 
-def _refuse_a_second_active_task(task: Task) -> None:
-    """A batch has at most one active task: :class:`Conflict` if another one of ``task``'s batch
-    is active. Takes the batch's row lock (PostgreSQL; on SQLite the transaction holds the write
-    lock) as starting a batch does, so the two cannot both succeed."""
-    Batch.objects.select_for_update().filter(pk=task.batch_id).values_list("pk").first()
-    other = (
-        Task.objects.filter(batch_id=task.batch_id, status__in=ACTIVE_STATUSES)
-        .exclude(pk=task.pk)
+def refuse_a_second_active_task(batch: Batch, *, excluding=None) -> None:
+    """A batch has at most one active task: :class:`Conflict` if one (other than ``excluding``)
+    is active. The caller holds the batch's row lock (PostgreSQL; on SQLite its transaction holds
+    the write lock), so "none active, then make one active" is atomic."""
+    existing = (
+        Task.objects.filter(batch_id=batch.pk, status__in=ACTIVE_STATUSES)
+        .exclude(pk=excluding)
+        .order_by("-created_at")
         .values_list("pk", "status")
         .first()
     )
-    if other is not None:
-        raise Conflict(f"batch {task.batch.batch_code} already has an active task {other[0]} ({other[1]})")
+    if existing is not None:
+        raise Conflict(f"batch {batch.batch_code} already has an active task {existing[0]} ({existing[1]})")
 
 
 #: ``cleanup(task_ids)`` functions that delete, a batch per transaction, what tasks own in bulk

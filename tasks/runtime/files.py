@@ -36,7 +36,7 @@ def sweep_task_files() -> int:
 
     root = Path(settings.TASKCENTER_CHECKPOINT_DIR)
     try:
-        entries = {entry.name: uuid.UUID(entry.name) for entry in os.scandir(root) if _is_task_dir(entry)}
+        entries = {entry.name: task_id for entry in os.scandir(root) if (task_id := _task_dir_id(entry))}
     except FileNotFoundError:
         return 0
     keep = set()
@@ -57,9 +57,10 @@ def sweep_task_files() -> int:
     return removed
 
 
-def _is_task_dir(entry) -> bool:
+def _task_dir_id(entry) -> uuid.UUID | None:
+    """The task id a directory is named after; None for anything else."""
     try:
-        uuid.UUID(entry.name)
+        task_id = uuid.UUID(entry.name)
     except ValueError:
-        return False
-    return entry.is_dir()
+        return None
+    return task_id if entry.is_dir() else None
