@@ -127,6 +127,53 @@ def test_checkpoints_asked_for_by_committing_connections_keep_the_wal_small(sqli
         assert size > 1_000_000
 
 
+@pytest.mark.parametrize("restart_frames, bounded", [(200, True), (10**9, False)])
+def test_the_wal_starts_over_while_writers_never_pause(sqlite_db, monkeypatch, restart_frames, bounded):
+    """Several connections writing without a pause (a busy cluster) never leave SQLite the quiet
+    moment in which a passive checkpoint lets the WAL start over: it grows without end unless the
+    checkpoint thread restarts it under the write lock."""
+    monkeypatch.setattr(backend, "CHECKPOINT_INTERVAL", 0.02)
+    monkeypatch.setattr(backend, "RESTART_FRAMES", restart_frames)
+    monkeypatch.setattr(backend, "WAL_SIZE_LIMIT", 1_000_000)
+    path, make = sqlite_db
+    alias = make(busy_timeout=5)
+    connections[alias].cursor().execute("CREATE TABLE t (who INTEGER, payload TEXT)")
+    writing = threading.Event()
+    writing.set()
+
+    def writer(number):
+        for _ in range(800):
+            with transaction.atomic(using=alias):
+                connections[alias].cursor().execute("INSERT INTO t VALUES (%s, %s)", [number, "x" * 3000])
+        connections[alias].close()
+        return "ok"
+
+    def reader():
+        reads = 0
+        while writing.is_set():
+            connections[alias].cursor().execute("SELECT count(*) FROM t").fetchone()
+            reads += 1
+        connections[alias].close()
+        return reads
+
+    watcher, watched = _in_thread(reader)
+    writers = [_in_thread(lambda n=n: writer(n)) for n in range(3)]
+    for thread, _ in writers:
+        thread.join(120)
+    writing.clear()
+    watcher.join(10)
+    assert [outcome for _, outcome in writers] == [["ok"]] * 3
+    assert watched[0] > 0
+    assert connections[alias].cursor().execute("SELECT count(*) FROM t").fetchone() == (2400,)
+    # 2,400 commits of about a page each: some 10 MB of WAL when it never starts over.
+    size = _wal_size(path)
+    if bounded:
+        assert size < 4_000_000
+        assert backend._checkpointers[str(path)].restarts >= 1
+    else:
+        assert size > 8_000_000
+
+
 def test_a_checkpoint_that_cannot_run_never_fails_the_write_it_follows(sqlite_db, monkeypatch):
     monkeypatch.setattr(backend, "CHECKPOINT_INTERVAL", 0.0)
     path, make = sqlite_db

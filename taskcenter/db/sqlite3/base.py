@@ -21,6 +21,16 @@ this file lock is still held — and with ``synchronous=NORMAL`` it is where the
 connection that has just written and let go of the lock asks its process's checkpoint thread
 for a passive checkpoint when nobody has run one for ``CHECKPOINT_INTERVAL`` seconds (the mtime
 of ``<database>-checkpoint.stamp`` says when).
+
+A passive checkpoint alone never lets the WAL start over while writes keep coming: SQLite rewinds
+the WAL only when a writer begins with every frame copied back and no reader on the WAL, which a
+busy cluster never offers. Measured under the throughput benchmark: a 1 GB WAL for a 10 MB
+database after 10,000 tasks, and every transaction slower as it grew (each write extends the file,
+each page read searches a longer WAL index). So when the WAL holds more than ``RESTART_FRAMES``
+frames after the passive checkpoint, the thread takes the write lock and runs a RESTART
+checkpoint: only what was written since the passive one is left to copy, the readers still on the
+WAL (milliseconds) are waited for at most ``RESTART_WAIT_MS``, and the next writer starts the WAL
+from its beginning. ``journal_size_limit`` then trims a WAL that grew past ``WAL_SIZE_LIMIT``.
 """
 
 from __future__ import annotations
@@ -41,6 +51,12 @@ logger = logging.getLogger(__name__)
 SLOW_WAIT_SECONDS = 5.0
 #: Seconds between two checkpoints (by any process); the WAL holds at most about that much work.
 CHECKPOINT_INTERVAL = 0.5
+#: A WAL holding more frames (pages) than this after a passive checkpoint is started over.
+RESTART_FRAMES = 1000
+#: How long a restart waits for readers still on the WAL before it gives up until the next round.
+RESTART_WAIT_MS = 100
+#: A WAL file larger than this is trimmed back to it when it starts over (bytes).
+WAL_SIZE_LIMIT = 32 * 1024 * 1024
 
 
 class WriterLock:
@@ -136,6 +152,9 @@ class _Checkpointer:
         self.wanted = threading.Event()
         self.busy = threading.Lock()
         self.connection: sqlite3.Connection | None = None
+        # Its own file description: held, it keeps this process's other connections out too.
+        self.writer_lock = WriterLock(f"{database}-writer.lock")
+        self.restarts = 0
         threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True).start()
 
     def request(self) -> None:
@@ -151,12 +170,26 @@ class _Checkpointer:
             with self.busy:
                 self.wanted.clear()
                 try:
-                    if self.connection is None:
-                        self.connection = sqlite3.connect(self.database, timeout=1.0, check_same_thread=False)
-                        self.connection.execute("PRAGMA wal_autocheckpoint = 0")
-                    self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:  # the next round tries again
+                    self._checkpoint()
+                except (sqlite3.Error, OSError) as exc:  # the next round tries again
                     logger.info("checkpoint skipped: %s", exc)
+
+    def _checkpoint(self) -> None:
+        if self.connection is None:
+            self.connection = sqlite3.connect(
+                self.database, timeout=RESTART_WAIT_MS / 1000, check_same_thread=False, isolation_level=None
+            )
+            self.connection.execute("PRAGMA wal_autocheckpoint = 0")
+        # The copying and the fsyncs, with writers going on.
+        _, frames, _ = self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames < RESTART_FRAMES:
+            return
+        # Start the WAL over: under the write lock, so that no frame is added meanwhile; what is
+        # left to copy is what was written during the passive checkpoint.
+        with self.writer_lock:
+            busy, _, _ = self.connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        if not busy:
+            self.restarts += 1
 
 
 _checkpointers: dict[str, _Checkpointer] = {}
@@ -238,6 +271,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not self.is_in_memory_db():
             connection.writer_lock = WriterLock(f"{self.settings_dict['NAME']}-writer.lock")
             connection.execute("PRAGMA wal_autocheckpoint = 0")
+            connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         return connection
 
     def create_cursor(self, name=None):
