@@ -6,10 +6,12 @@ import uuid
 
 import django_filters
 from django import forms
-from django.db.models import Q
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 
 from taskcenter.api.filters import FilterSet
-from tasks.models import AuditLog, Task
+from tasks.actors import SYSTEM
+from tasks.models import ROUTINE_WORKER_ACTIONS, AuditLog, Task
 from tasks.states import TaskStatus, Trigger
 
 
@@ -69,15 +71,39 @@ class TaskFilter(FilterSet):
 LEVEL_CHOICES = [("debug", "debug"), ("info", "info"), ("warn", "warn"), ("error", "error")]
 
 
+# The partial indexes' condition written out with literals, as SQLite needs it to use them (the
+# query must contain the condition itself, and a bound parameter is not the literal it stands for).
+# The values are the code's own constants.
+_NOT_ROUTINE_WORKER_ROW = RawSQL(
+    'NOT ("{table}"."action" IN ({values}))'.format(
+        table=AuditLog._meta.db_table, values=", ".join(f"'{action}'" for action in ROUTINE_WORKER_ACTIONS)
+    ),
+    (),
+    output_field=BooleanField(),
+)
+
+
 class AuditLogFilter(FilterSet):
-    actor = django_filters.CharFilter(field_name="actor_name", help_text="Username (or 'system').")
-    action = django_filters.CharFilter()
+    actor = django_filters.CharFilter(method="filter_actor", help_text="Username (or 'system').")
+    action = django_filters.CharFilter(method="filter_action")
     target = django_filters.CharFilter(method="filter_target", help_text="'type:id' or just an id.")
     target_type = django_filters.CharFilter()
 
     class Meta:
         model = AuditLog
         fields = []
+
+    # The actor and action indexes leave out the routine worker rows (models.ROUTINE_WORKER_ACTIONS):
+    # a query is served by them only when it says so itself, which changes no answer when no row
+    # it looks for can be such a row — a user's (workers act as the system), or another action's.
+
+    def filter_actor(self, queryset, name, value):
+        queryset = queryset.filter(actor_name=value)
+        return queryset if value == SYSTEM.name else queryset.filter(_NOT_ROUTINE_WORKER_ROW)
+
+    def filter_action(self, queryset, name, value):
+        queryset = queryset.filter(action=value)
+        return queryset if value in ROUTINE_WORKER_ACTIONS else queryset.filter(_NOT_ROUTINE_WORKER_ROW)
 
     def filter_target(self, queryset, name, value):
         if ":" in value:
