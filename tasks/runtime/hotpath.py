@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from tasks.actors import SYSTEM
@@ -32,42 +32,57 @@ assert is_legal(TaskStatus.PENDING, TaskStatus.PROCESSING)
 assert is_legal(TaskStatus.PROCESSING, TaskStatus.COMPLETED)
 
 
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
+def _table(model, db) -> str:
+    return db.ops.quote_name(model._meta.db_table)
 
 
-def _prep(model, name: str, value):
-    """``value`` as the database driver wants it for ``model.name`` (UUID, JSON, datetime)."""
-    # The connection itself, not the thread-local proxy (asked several times per value).
-    return model._meta.get_field(name).get_db_prep_save(value, connections[DEFAULT_DB_ALIAS])
+_ID = Task._meta.get_field("id")
+_EXECUTION_ID = Task._meta.get_field("execution_id")
+_WHEN = Task._meta.get_field("updated_at")
+_RESULT = Task._meta.get_field("result")
+_CHECKPOINT = Task._meta.get_field("checkpoint")
+_PARAMS = Task._meta.get_field("params")
 
 
-def _load(model, name: str, value):
-    field = model._meta.get_field(name)
-    converter = getattr(field, "from_db_value", None)
-    return converter(value, None, connection) if converter else value
+def _db():
+    """The default connection itself, not the thread-local proxy (fields ask it several things
+    per value)."""
+    return connections[DEFAULT_DB_ALIAS]
 
 
-def _supports_returning() -> bool:
+def _load(field, value, db):
+    return field.from_db_value(value, None, db)
+
+
+def _supports_returning(db) -> bool:
     # PostgreSQL always; SQLite from 3.35 (Django 5.2 supports 3.31+).
-    return connection.vendor == "postgresql" or (
-        connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35)
-    )
+    return db.vendor == "postgresql" or (db.vendor == "sqlite" and db.Database.sqlite_version_info >= (3, 35))
 
 
-def _prep_dt(value: datetime):
-    return _prep(Task, "updated_at", value)
+def _prep_dt(value: datetime, db):
+    return _WHEN.get_db_prep_save(value, db)
 
 
-def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> Task | None:
+class ClaimedTask:
+    """What the worker needs of a task it just claimed (read with the claim, no model instance)."""
+
+    __slots__ = ("pk", "task_type", "params", "attempt", "max_attempts", "checkpoint", "progress", "batch_id")
+
+    def __init__(self, **values):
+        for name, value in values.items():
+            setattr(self, name, value)
+
+
+def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> ClaimedTask | None:
     """``pending → processing`` for a due task that no execution holds, with the fencing token
     ``execution_id``. Returns the claimed task as the worker needs it (read with the update, no
     second query), or None when the task is not a due, unheld pending task."""
-    when = _prep_dt(timezone.now())
-    pk = _prep(Task, "id", task_id)
+    db = _db()
+    when = _prep_dt(timezone.now(), db)
+    pk = _ID.get_db_prep_save(task_id, db)
     columns = "task_type, params, attempt, max_attempts, checkpoint, progress, batch_id"
     sql = (
-        f"UPDATE {_table(Task)} SET status = %s, execution_id = %s, worker = %s, heartbeat_at = %s,"
+        f"UPDATE {_table(Task, db)} SET status = %s, execution_id = %s, worker = %s, heartbeat_at = %s,"
         " started_at = COALESCE(started_at, %s), next_attempt_at = NULL, error_message = '',"
         " error_category = NULL, updated_at = %s"
         " WHERE id = %s AND status = %s AND execution_id IS NULL"
@@ -75,7 +90,7 @@ def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> Task | No
     )
     params = [
         TaskStatus.PROCESSING,
-        _prep(Task, "execution_id", execution_id),
+        _EXECUTION_ID.get_db_prep_save(execution_id, db),
         worker,
         when,
         when,
@@ -94,13 +109,13 @@ def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> Task | No
         details={"execution_id": str(execution_id), "worker": worker},
     )
     audit_row = insert_statements([entry])
-    returning = _supports_returning()
-    with transaction.atomic(), connection.cursor() as cursor:
+    returning = _supports_returning(db)
+    with transaction.atomic(), db.cursor() as cursor:
         cursor.execute(sql + (f" RETURNING {columns}" if returning else ""), params)
         if returning:
             row = cursor.fetchone()
         elif cursor.rowcount:
-            cursor.execute(f"SELECT {columns} FROM {_table(Task)} WHERE id = %s", [pk])
+            cursor.execute(f"SELECT {columns} FROM {_table(Task, db)} WHERE id = %s", [pk])
             row = cursor.fetchone()
         else:
             row = None
@@ -109,18 +124,15 @@ def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> Task | No
         execute(audit_row)
         log_on_commit(entry)
     task_type, params_raw, attempt, max_attempts, checkpoint_raw, progress, batch_id = row
-    return Task(
-        id=task_id,
+    return ClaimedTask(
+        pk=task_id,
         task_type=task_type,
-        status=TaskStatus.PROCESSING,
-        params=_load(Task, "params", params_raw),
+        params=_load(_PARAMS, params_raw, db),
         attempt=attempt,
         max_attempts=max_attempts,
-        checkpoint=_load(Task, "checkpoint", checkpoint_raw),
+        checkpoint=_load(_CHECKPOINT, checkpoint_raw, db),
         progress=progress,
         batch_id=batch_id,
-        execution_id=execution_id,
-        worker=worker,
     )
 
 
@@ -128,21 +140,22 @@ def complete(task_id: uuid.UUID, execution_id: uuid.UUID, *, result, checkpoint,
     """``processing → completed`` for the execution ``execution_id`` with its result; every stage is
     marked completed, the buffered ``logs`` are written and the job's completion ``hooks`` run, in
     one transaction. False (nothing written) when the execution no longer holds a processing task."""
-    when = _prep_dt(timezone.now())
-    pk = _prep(Task, "id", task_id)
+    db = _db()
+    when = _prep_dt(timezone.now(), db)
+    pk = _ID.get_db_prep_save(task_id, db)
     update = (
-        f"UPDATE {_table(Task)} SET status = %s, result = %s, progress = 100.0, completed_at = %s,"
+        f"UPDATE {_table(Task, db)} SET status = %s, result = %s, progress = 100.0, completed_at = %s,"
         " execution_id = NULL, heartbeat_at = NULL, checkpoint = %s, updated_at = %s"
         " WHERE id = %s AND status = %s AND execution_id = %s",
         [
             TaskStatus.COMPLETED,
-            _prep(Task, "result", result),
+            _RESULT.get_db_prep_save(result, db),
             when,
-            _prep(Task, "checkpoint", checkpoint),
+            _CHECKPOINT.get_db_prep_save(checkpoint, db),
             when,
             pk,
             TaskStatus.PROCESSING,
-            _prep(Task, "execution_id", execution_id),
+            _EXECUTION_ID.get_db_prep_save(execution_id, db),
         ],
     )
     entry = audit_entry(
@@ -156,12 +169,12 @@ def complete(task_id: uuid.UUID, execution_id: uuid.UUID, *, result, checkpoint,
     rest = [
         *insert_statements([entry]),
         (
-            f"UPDATE {_table(TaskStage)} SET status = %s, progress = 100.0 WHERE task_id = %s",
+            f"UPDATE {_table(TaskStage, db)} SET status = %s, progress = 100.0 WHERE task_id = %s",
             [StageStatus.COMPLETED, pk],
         ),
         *insert_statements(logs),
     ]
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), db.cursor() as cursor:
         cursor.execute(*update)
         if cursor.rowcount != 1:
             return False

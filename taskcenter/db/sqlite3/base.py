@@ -233,7 +233,24 @@ class Connection(sqlite3.Connection):
     writer_lock: WriterLock | None = None
 
 
+#: Statements already converted from Django's ``%s`` placeholders to SQLite's ``?`` (the same few
+#: statements run again and again; the conversion is a regular expression over the whole text).
+_QMARK_QUERIES: dict[str, str] = {}
+_QMARK_QUERIES_LIMIT = 4096
+
+
 class CursorWrapper(base.SQLiteCursorWrapper):
+    def convert_query(self, query, *, param_names=None):
+        if param_names is not None:
+            return super().convert_query(query, param_names=param_names)
+        converted = _QMARK_QUERIES.get(query)
+        if converted is None:
+            converted = super().convert_query(query)
+            if len(_QMARK_QUERIES) >= _QMARK_QUERIES_LIMIT:
+                _QMARK_QUERIES.clear()
+            _QMARK_QUERIES[query] = converted
+        return converted
+
     def execute(self, query, params=None):
         if not self._takes_lock(query):
             return super().execute(query, params)
