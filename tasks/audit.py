@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models.base import ModelState
 
 from tasks.actors import Actor
 from tasks.fastinsert import insert_rows
@@ -24,18 +25,41 @@ def audit_entry(
     details: dict | None = None,
 ) -> AuditLog:
     """The (unsaved) audit row of a change; hot paths prepare its INSERT before their transaction
-    and call :func:`log_on_commit` inside it."""
-    return AuditLog(
-        actor_id=actor.user_id,
-        actor_name=actor.name,
-        action=action,
-        target_type=target_type,
-        target_id=str(target_id),
-        from_status=from_status or "",
-        to_status=to_status or "",
-        details=details or {},
-        client_address=actor.address,
-    )
+    and call :func:`log_on_commit` inside it.
+
+    Built with every field given, without ``Model.__init__`` (which looks each field up by name
+    among the keyword arguments and fetches defaults: a third of the cost of writing the row)."""
+    entry = _new_entry(AuditLog)
+    entry._state = ModelState()
+    entry.id = None
+    entry.actor_id = actor.user_id
+    entry.actor_name = actor.name
+    entry.action = action
+    entry.target_type = target_type
+    entry.target_id = str(target_id)
+    entry.from_status = from_status or ""
+    entry.to_status = to_status or ""
+    entry.details = details or {}
+    entry.client_address = actor.address
+    entry.created_at = None  # auto_now_add: set when the row is prepared
+    return entry
+
+
+_new_entry = AuditLog.__new__
+#: Every concrete field of an audit row is set by audit_entry (checked at import).
+assert {f.attname for f in AuditLog._meta.concrete_fields} == {
+    "id",
+    "actor_id",
+    "actor_name",
+    "action",
+    "target_type",
+    "target_id",
+    "from_status",
+    "to_status",
+    "details",
+    "client_address",
+    "created_at",
+}, "tasks.audit.audit_entry must set every field of AuditLog"
 
 
 def audit(**change) -> None:
