@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from taskcenter.logformat import JsonFormatter
+from taskcenter.logformat import JsonFormatter, PlainFormatter
 from tasks.actors import SYSTEM
 from tasks.models import Task
 from tasks.services import task_cancel, task_create
@@ -184,3 +184,15 @@ def test_log_format_setting_is_applied(fmt, tmp_path):
         assert json.loads(line)["action"] == "x.y"
     else:
         assert line.endswith("hello action=x.y")
+
+
+def test_plain_log_lines_show_the_time_of_each_line_and_its_structured_fields():
+    pattern = "%(asctime)s %(levelname)s %(name)s %(message)s"
+    ours, standard = PlainFormatter(pattern), logging.Formatter(pattern)
+    first = logging.LogRecord("taskcenter.audit", logging.INFO, __file__, 1, "a → b", (), None)
+    for shift in (0.0, 0.25, 1.0, 3600.5):  # the same second again, then later ones
+        record = logging.LogRecord("taskcenter.audit", logging.INFO, __file__, 1, "a → b", (), None)
+        record.created = first.created + shift
+        record.msecs = (record.created - int(record.created)) * 1000
+        record.action = "task.cancel"
+        assert ours.format(record) == standard.format(record) + " action=task.cancel"
