@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext_lazy as _
 
 from tasks.states import ErrorCategory, LogLevel, StageStatus, TaskStatus, Trigger
@@ -202,6 +203,15 @@ class AuditLog(models.Model):
     def __str__(self) -> str:
         change = f" {self.from_status}→{self.to_status}" if self.to_status else ""
         return f"{self.actor_name} {self.action} {self.target_type}:{self.target_id}{change}"
+
+
+def not_routine_worker_row() -> RawSQL:
+    """``action NOT IN ROUTINE_WORKER_ACTIONS`` written out with literals, for a query that means
+    to use the audit log's partial indexes: SQLite uses one only when the query contains its
+    condition itself, and a bound parameter is not the literal it stands for. Add it only where
+    it changes no answer (rows no routine worker row can match). The values are the code's own."""
+    values = ", ".join(f"'{action}'" for action in ROUTINE_WORKER_ACTIONS)
+    return RawSQL(f'NOT ("{AuditLog._meta.db_table}"."action" IN ({values}))', (), output_field=models.BooleanField())
 
 
 class WorkerSample(models.Model):

@@ -6,12 +6,11 @@ import uuid
 
 import django_filters
 from django import forms
-from django.db.models import BooleanField, Q
-from django.db.models.expressions import RawSQL
+from django.db.models import Q
 
 from taskcenter.api.filters import FilterSet
 from tasks.actors import SYSTEM
-from tasks.models import ROUTINE_WORKER_ACTIONS, AuditLog, Task
+from tasks.models import ROUTINE_WORKER_ACTIONS, AuditLog, Task, not_routine_worker_row
 from tasks.states import TaskStatus, Trigger
 
 
@@ -71,18 +70,6 @@ class TaskFilter(FilterSet):
 LEVEL_CHOICES = [("debug", "debug"), ("info", "info"), ("warn", "warn"), ("error", "error")]
 
 
-# The partial indexes' condition written out with literals, as SQLite needs it to use them (the
-# query must contain the condition itself, and a bound parameter is not the literal it stands for).
-# The values are the code's own constants.
-_NOT_ROUTINE_WORKER_ROW = RawSQL(
-    'NOT ("{table}"."action" IN ({values}))'.format(
-        table=AuditLog._meta.db_table, values=", ".join(f"'{action}'" for action in ROUTINE_WORKER_ACTIONS)
-    ),
-    (),
-    output_field=BooleanField(),
-)
-
-
 class AuditLogFilter(FilterSet):
     actor = django_filters.CharFilter(method="filter_actor", help_text="Username (or 'system').")
     action = django_filters.CharFilter(method="filter_action")
@@ -99,11 +86,11 @@ class AuditLogFilter(FilterSet):
 
     def filter_actor(self, queryset, name, value):
         queryset = queryset.filter(actor_name=value)
-        return queryset if value == SYSTEM.name else queryset.filter(_NOT_ROUTINE_WORKER_ROW)
+        return queryset if value == SYSTEM.name else queryset.filter(not_routine_worker_row())
 
     def filter_action(self, queryset, name, value):
         queryset = queryset.filter(action=value)
-        return queryset if value in ROUTINE_WORKER_ACTIONS else queryset.filter(_NOT_ROUTINE_WORKER_ROW)
+        return queryset if value in ROUTINE_WORKER_ACTIONS else queryset.filter(not_routine_worker_row())
 
     def filter_target(self, queryset, name, value):
         if ":" in value:
