@@ -29,8 +29,9 @@ database after 10,000 tasks, and every transaction slower as it grew (each write
 each page read searches a longer WAL index). So when the WAL holds more than ``RESTART_FRAMES``
 frames after the passive checkpoint, the thread takes the write lock and runs a RESTART
 checkpoint: only what was written since the passive one is left to copy, the readers still on the
-WAL (milliseconds) are waited for at most ``RESTART_WAIT_MS``, and the next writer starts the WAL
-from its beginning. ``journal_size_limit`` then trims a WAL that grew past ``WAL_SIZE_LIMIT``.
+WAL (milliseconds) are waited for at most ``RESTART_WAIT_MS`` (a restart that gave up is tried
+again after a backoff that doubles while readers stay), and the next writer starts the WAL from
+its beginning. ``journal_size_limit`` then trims a WAL that grew past ``WAL_SIZE_LIMIT``.
 """
 
 from __future__ import annotations
@@ -53,8 +54,13 @@ SLOW_WAIT_SECONDS = 5.0
 CHECKPOINT_INTERVAL = 0.5
 #: A WAL holding more frames (pages) than this after a passive checkpoint is started over.
 RESTART_FRAMES = 1000
-#: How long a restart waits for readers still on the WAL before it gives up until the next round.
+#: How long a restart waits for readers still on the WAL before it gives up.
 RESTART_WAIT_MS = 100
+#: After a restart gave up, the next is tried this many seconds later, then twice as long after
+#: each one that gives up again, up to ``RESTART_BACKOFF_MAX``: a reader that stays (a big
+#: export, a statistics load) costs the writers one wait now and then, not one every round.
+RESTART_BACKOFF_FIRST = 0.5
+RESTART_BACKOFF_MAX = 8.0
 #: A WAL file larger than this is trimmed back to it when it starts over (bytes).
 WAL_SIZE_LIMIT = 32 * 1024 * 1024
 
@@ -155,6 +161,9 @@ class _Checkpointer:
         # Its own file description: held, it keeps this process's other connections out too.
         self.writer_lock = WriterLock(f"{database}-writer.lock")
         self.restarts = 0
+        self.restart_attempts = 0
+        self.next_restart = 0.0
+        self.backoff = 0.0
         threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True).start()
 
     def request(self) -> None:
@@ -182,14 +191,19 @@ class _Checkpointer:
             self.connection.execute("PRAGMA wal_autocheckpoint = 0")
         # The copying and the fsyncs, with writers going on.
         _, frames, _ = self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if frames < RESTART_FRAMES:
+        if frames < RESTART_FRAMES or time.monotonic() < self.next_restart:
             return
         # Start the WAL over: under the write lock, so that no frame is added meanwhile; what is
         # left to copy is what was written during the passive checkpoint.
+        self.restart_attempts += 1
         with self.writer_lock:
             busy, _, _ = self.connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-        if not busy:
+        if busy:
+            self.backoff = min(RESTART_BACKOFF_MAX, max(RESTART_BACKOFF_FIRST, 2 * self.backoff))
+            self.next_restart = time.monotonic() + self.backoff
+        else:
             self.restarts += 1
+            self.backoff = 0.0
 
 
 _checkpointers: dict[str, _Checkpointer] = {}
