@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.db import connection
 
+from tasks.actors import SYSTEM
+from tasks.audit import audit_entry
 from tasks.fastinsert import insert_rows
 from tasks.models import AuditLog, Task
 
@@ -46,7 +48,12 @@ def test_inserted_tasks_match_orm_created_ones_field_for_field(db):
 
 def test_inserted_audit_rows_match_orm_created_ones(db):
     def entry(action: str, details: dict) -> AuditLog:
-        return AuditLog(action=action, target_type="task", target_id="t-1", to_status="pending", details=details)
+        # As every service builds them (without Model.__init__): every field must be set.
+        built = audit_entry(
+            actor=SYSTEM, action=action, target_type="task", target_id="t-1", to_status="pending", details=details
+        )
+        assert {field.attname for field in AuditLog._meta.concrete_fields} <= set(vars(built))
+        return built
 
     for details in ({}, {"n": 1}, {}, {"n": 1}):
         insert_rows([entry("task.create", details)])

@@ -9,8 +9,8 @@ from django import forms
 from django.db.models import Q
 
 from taskcenter.api.filters import FilterSet
-from tasks.actors import SYSTEM
-from tasks.models import ROUTINE_WORKER_ACTIONS, AuditLog, Task, not_routine_worker_row
+from tasks.audit import using_indexes
+from tasks.models import AuditLog, Task
 from tasks.states import TaskStatus, Trigger
 
 
@@ -80,17 +80,11 @@ class AuditLogFilter(FilterSet):
         model = AuditLog
         fields = []
 
-    # The actor and action indexes leave out the routine worker rows (models.ROUTINE_WORKER_ACTIONS):
-    # a query is served by them only when it says so itself, which changes no answer when no row
-    # it looks for can be such a row — a user's (workers act as the system), or another action's.
-
     def filter_actor(self, queryset, name, value):
-        queryset = queryset.filter(actor_name=value)
-        return queryset if value == SYSTEM.name else queryset.filter(not_routine_worker_row())
+        return using_indexes(queryset.filter(actor_name=value), actor=value)
 
     def filter_action(self, queryset, name, value):
-        queryset = queryset.filter(action=value)
-        return queryset if value in ROUTINE_WORKER_ACTIONS else queryset.filter(not_routine_worker_row())
+        return using_indexes(queryset.filter(action=value), action=value)
 
     def filter_target(self, queryset, name, value):
         if ":" in value:
