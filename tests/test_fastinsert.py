@@ -65,3 +65,37 @@ def test_inserted_audit_rows_match_orm_created_ones(db):
             _raw(AuditLog, theirs.pk), AuditLog, "id", "created_at"
         )
         assert ours.actor_name == "system" and ours.details == details
+
+
+def test_stage_log_and_audit_ids_keep_following_time_after_the_newest_task_is_deleted(db):
+    """They carry no AUTOINCREMENT on SQLite (no sqlite_sequence page per write): a deleted task's
+    ids may be given again, but a live task's rows still come in id order as they were written."""
+    from django.utils import timezone
+
+    from tasks.models import TaskLog, TaskStage
+    from tasks.services import task_cancel, task_create, task_delete
+
+    def create():
+        return task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
+
+    kept = create()
+    TaskLog.objects.create(task=kept, timestamp=timezone.now(), message="first")
+    newest = create()
+    TaskLog.objects.create(task=newest, timestamp=timezone.now(), message="of the deleted task")
+    task_cancel(actor=SYSTEM, task_id=newest.pk)
+    task_delete(actor=SYSTEM, task_id=newest.pk)
+    TaskLog.objects.create(task=kept, timestamp=timezone.now(), message="second")
+    again = create()
+
+    assert list(TaskLog.objects.filter(task=kept).order_by("id").values_list("message", flat=True)) == [
+        "first",
+        "second",
+    ]
+    assert TaskStage.objects.filter(task=again).get().id > TaskStage.objects.filter(task=kept).get().id
+    audit = list(AuditLog.objects.filter(target_id__in=[str(kept.pk), str(again.pk)]).order_by("id"))
+    assert [row.target_id for row in audit] == [str(kept.pk), str(again.pk)]
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM sqlite_sequence")
+            sequences = {name for (name,) in cursor.fetchall()}
+        assert not sequences & {"tasks_taskstage", "tasks_tasklog", "tasks_auditlog"}
