@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.db import transaction
 from django.db.models.base import ModelState
@@ -25,7 +26,7 @@ def audit_entry(
     details: dict | None = None,
 ) -> AuditLog:
     """The (unsaved) audit row of a change; hot paths prepare its INSERT before their transaction
-    and call :func:`log_on_commit` inside it.
+    and run its :func:`change_line` after the commit.
 
     Built with every field given, without ``Model.__init__`` (which looks each field up by name
     among the keyword arguments and fetches defaults: a third of the cost of writing the row;
@@ -68,16 +69,25 @@ def audit(**change) -> None:
 
 def log_on_commit(entry: AuditLog) -> None:
     """One structured log line per state change, once the transaction commits."""
-    if entry.to_status and logger.isEnabledFor(logging.INFO):
-        fields = {
-            "action": entry.action,
-            "target": f"{entry.target_type}:{entry.target_id}",
-            "from_status": entry.from_status or None,
-            "to_status": entry.to_status,
-            "actor": entry.actor_name,
-        }
-        message = f"{entry.action} {fields['target']} {entry.from_status or '-'} → {entry.to_status}"
-        transaction.on_commit(lambda: _log_change(message, fields))
+    line = change_line(entry)
+    if line is not None:
+        transaction.on_commit(line)
+
+
+def change_line(entry: AuditLog) -> Callable[[], None] | None:
+    """What writes the log line of the state change ``entry`` (for a caller that runs it after
+    its commit itself); None when there is none (not a state change, or INFO is off)."""
+    if not entry.to_status or not logger.isEnabledFor(logging.INFO):
+        return None
+    fields = {
+        "action": entry.action,
+        "target": f"{entry.target_type}:{entry.target_id}",
+        "from_status": entry.from_status or None,
+        "to_status": entry.to_status,
+        "actor": entry.actor_name,
+    }
+    message = f"{entry.action} {fields['target']} {entry.from_status or '-'} → {entry.to_status}"
+    return lambda: _log_change(message, fields)
 
 
 def _log_change(message: str, fields: dict) -> None:

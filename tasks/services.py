@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -18,10 +17,10 @@ from django.utils import timezone
 from batches.models import Batch
 from taskcenter.errors import Conflict, IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from tasks.actors import SYSTEM, Actor
-from tasks.audit import audit, audit_entry, log_on_commit
-from tasks.fastinsert import as_one_statement, execute, insert_statements
+from tasks.audit import audit, audit_entry, change_line
+from tasks.fastinsert import as_one_statement, insert_statements, write
 from tasks.models import Task, TaskStage
-from tasks.runtime.queue import enqueue_on_commit
+from tasks.runtime.queue import enqueue_on_commit, sender
 from tasks.runtime.registry import get_job_type
 from tasks.states import ACTIVE_STATUSES, TaskStatus, Trigger, is_legal
 
@@ -175,15 +174,12 @@ def _create_task(*, actor: Actor, job, params: dict, batch, trigger: str) -> Tas
     # Everything is prepared before the transaction: on SQLite it holds the database's only
     # write lock, so it should last as long as the statements and no longer.
     rows = insert_statements([task]) + insert_statements(stages) + insert_statements([entry])
-    single = connection.vendor == "postgresql"
-    if single:
-        rows = [as_one_statement(rows)]  # one round trip to the server instead of three
-    # Outside a transaction that one statement commits by itself (no BEGIN and COMMIT round
-    # trips), and the on-commit hooks run at once after it.
-    with nullcontext() if single and not connection.in_atomic_block else transaction.atomic():
-        execute(rows)
-        log_on_commit(entry)
-        enqueue_on_commit(task.pk, timeout_seconds=job.timeout_seconds)
+    after_commit = [change_line(entry), sender(task.pk, timeout_seconds=job.timeout_seconds)]
+    if connection.vendor == "postgresql":
+        # One round trip to the server instead of three; outside a transaction that one
+        # statement commits by itself (no BEGIN and COMMIT round trips either).
+        rows = [as_one_statement(rows)]
+    write(rows[0], rows[1:], after_commit=after_commit)
     return task
 
 

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from django.db import connection
+import pytest
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 
 from tasks.actors import SYSTEM
 from tasks.audit import audit_entry
-from tasks.fastinsert import insert_rows
+from tasks.fastinsert import insert_rows, insert_statements, write
 from tasks.models import AuditLog, Task
 
 
@@ -99,3 +100,79 @@ def test_stage_log_and_audit_ids_keep_following_time_after_the_newest_task_is_de
             cursor.execute("SELECT name FROM sqlite_sequence")
             sequences = {name for (name,) in cursor.fetchall()}
         assert not sequences & {"tasks_taskstage", "tasks_tasklog", "tasks_auditlog"}
+
+
+# --- write(): the hot paths' short transactions ---------------------------------------------------
+
+
+@pytest.fixture
+def pending_task(transactional_db):
+    """A pending task, with the test outside any transaction (so that ``write`` runs on its own:
+    on SQLite, directly on the driver's connection — which the fixture checks it does)."""
+    task = Task(task_type="canary", params={"seconds": 0, "steps": 1})
+    insert_rows([task])
+    return task
+
+
+@pytest.fixture
+def direct_writes(monkeypatch):
+    """How many writes went directly to SQLite's connection (always 0 elsewhere)."""
+    calls = []
+    db = connections[DEFAULT_DB_ALIAS]
+    if hasattr(db, "write_directly"):
+        original = db.write_directly
+        monkeypatch.setattr(db, "write_directly", lambda *a, **kw: calls.append(1) or original(*a, **kw))
+    return calls
+
+
+def _set_worker(task, worker: str, *, status: str = "pending"):
+    table = connection.ops.quote_name(Task._meta.db_table)
+    pk = Task._meta.pk.get_db_prep_value(task.pk, connection)
+    return (f"UPDATE {table} SET worker = %s WHERE id = %s AND status = %s", [worker, pk, status])
+
+
+def _audit_rows(action: str):
+    return insert_statements([audit_entry(actor=SYSTEM, action=action, target_type="task", target_id="t")])
+
+
+def test_write_runs_the_rest_and_the_callbacks_only_when_the_first_statement_changed_a_row(pending_task, direct_writes):
+    called = []
+    missed = write(
+        _set_worker(pending_task, "w1", status="completed"), _audit_rows("test.miss"), after_commit=[called.append]
+    )
+    assert missed == 0
+    hit = write(
+        _set_worker(pending_task, "w2"), _audit_rows("test.hit"), after_commit=[lambda: called.append("hit"), None]
+    )
+    assert hit == 1
+    assert Task.objects.get(pk=pending_task.pk).worker == "w2"
+    assert list(AuditLog.objects.filter(action__startswith="test.").values_list("action", flat=True)) == ["test.hit"]
+    assert called == ["hit"]
+    assert len(direct_writes) == (2 if connection.vendor == "sqlite" else 0)
+
+
+def test_a_failing_statement_writes_nothing_and_leaves_the_database_writable(pending_task, direct_writes):
+    called = []
+    duplicate = insert_statements([Task(id=pending_task.pk, task_type="canary", params={})])
+    with pytest.raises(IntegrityError):
+        write(_set_worker(pending_task, "lost"), duplicate, after_commit=[lambda: called.append("no")])
+    assert Task.objects.get(pk=pending_task.pk).worker == ""
+    assert called == []
+    # No transaction left open and the write lock let go: the next write goes through.
+    assert write(_set_worker(pending_task, "next"), _audit_rows("test.next")) == 1
+    assert Task.objects.get(pk=pending_task.pk).worker == "next"
+    assert len(direct_writes) == (2 if connection.vendor == "sqlite" else 0)
+
+
+def test_inside_an_atomic_block_a_write_joins_it_and_its_callbacks_wait_for_its_commit(pending_task, direct_writes):
+    called = []
+    with pytest.raises(RuntimeError), transaction.atomic():
+        write(_set_worker(pending_task, "rolled back"), _audit_rows("test.rolled_back"), after_commit=[called.append])
+        raise RuntimeError("the outer block fails")
+    assert Task.objects.get(pk=pending_task.pk).worker == ""
+    assert not AuditLog.objects.filter(action="test.rolled_back").exists()
+    with transaction.atomic():
+        write(_set_worker(pending_task, "kept"), [], after_commit=[lambda: called.append("committed")])
+        assert called == []
+    assert called == ["committed"]
+    assert direct_writes == []

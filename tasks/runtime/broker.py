@@ -111,16 +111,18 @@ class TaskTableBroker(ORM):
         # cluster's local queue, in the pusher's hand and being started by each worker.
         in_flight = (Conf.QUEUE_LIMIT or Conf.WORKERS) + Conf.WORKERS + max(1, Conf.BULK)
         # A task is remembered with the version of its row: once claimed it is no longer pending,
-        # and when it is pending again (paused and resumed, retried) it is a new hand-out.
-        choices = [row for row in _due_tasks(limit=2 * in_flight + 8) if row[:2] not in handed]
+        # and when it is pending again (paused and resumed, retried) it is a new hand-out. Rows
+        # are compared as the database returns them; only the picked ones are converted.
+        choices = [row for row in _due_rows(limit=2 * in_flight + 8) if row[:2] not in handed]
         if not choices:
             return None
         candidates = choices[:in_flight]
         picked = sorted(random.sample(range(len(candidates)), min(max(1, Conf.BULK), len(candidates))))
         taken = []
         for index in picked:  # oldest first
-            task_id, version, task_type = candidates[index]
-            handed[(task_id, version)] = moment
+            raw_id, version, task_type = candidates[index]
+            handed[(raw_id, version)] = moment
+            task_id = str(_as_uuid(raw_id))
             taken.append((f"{TASK_ACK_PREFIX}{task_id}", signed_message(task_id, task_type)))
         return taken
 
@@ -162,10 +164,10 @@ def _due_tasks_queryset():
     )
 
 
-def _due_tasks(*, limit: int) -> list[tuple[str, object, str]]:
+def _due_rows(*, limit: int) -> list[tuple]:
     """The ``limit`` oldest tasks in the queue — due, handed over, pending and held by no
-    execution (the index on status and creation time answers): (id as the worker takes it,
-    row version, type)."""
+    execution (the index on status and creation time answers): (id, row version, type) as the
+    database returns them (on SQLite the id is 32 hex digits)."""
     table = connection.ops.quote_name(Task._meta.db_table)
     now = _db_datetime(timezone.now())
     with connection.cursor() as cursor:
@@ -176,8 +178,12 @@ def _due_tasks(*, limit: int) -> list[tuple[str, object, str]]:
             " ORDER BY created_at LIMIT %s",
             [TaskStatus.PENDING, now, limit],
         )
-        rows = cursor.fetchall()
-    return [(str(_as_uuid(task_id)), version, task_type) for task_id, version, task_type in rows]
+        return cursor.fetchall()
+
+
+def _due_tasks(*, limit: int) -> list[tuple[str, object, str]]:
+    """:func:`_due_rows` with each id as the worker takes it."""
+    return [(str(_as_uuid(task_id)), version, task_type) for task_id, version, task_type in _due_rows(limit=limit)]
 
 
 def _as_uuid(value) -> uuid.UUID:

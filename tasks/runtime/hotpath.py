@@ -7,7 +7,9 @@ statements, with the same meaning as :func:`tasks.services.transition`:
 
 - a compare-and-set ``UPDATE … WHERE id = … AND status = <from>`` (plus the fencing token),
 - the AuditLog row of the change in the same transaction,
-- legality taken from the one transition table (checked at import).
+- legality taken from the one transition table (checked at import),
+
+run by :func:`tasks.fastinsert.write` (on SQLite, on the driver's connection).
 
 When the compare-and-set finds nothing to change, the caller falls back to the general path,
 which reads the row and says why (gone, not claimable, cancelled meanwhile …): the fast path
@@ -19,12 +21,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from tasks.actors import SYSTEM
-from tasks.audit import audit_entry, log_on_commit
-from tasks.fastinsert import execute, insert_statements
+from tasks.audit import audit_entry, change_line
+from tasks.fastinsert import insert_statements, write
 from tasks.models import Task, TaskStage
 from tasks.states import StageStatus, TaskStatus, is_legal
 
@@ -108,21 +110,19 @@ def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> ClaimedTa
         to_status=TaskStatus.PROCESSING,
         details={"execution_id": str(execution_id), "worker": worker},
     )
-    audit_row = insert_statements([entry])
     returning = _supports_returning(db)
-    with transaction.atomic(), db.cursor() as cursor:
-        cursor.execute(sql + (f" RETURNING {columns}" if returning else ""), params)
-        if returning:
-            row = cursor.fetchone()
-        elif cursor.rowcount:
+    row = write(
+        (sql + (f" RETURNING {columns}" if returning else ""), params),
+        insert_statements([entry]),
+        returning=returning,
+        after_commit=[change_line(entry)],
+    )
+    if not row:
+        return None
+    if not returning:  # SQLite before 3.35: read what the claim took (this execution holds it now)
+        with db.cursor() as cursor:
             cursor.execute(f"SELECT {columns} FROM {_table(Task, db)} WHERE id = %s", [pk])
             row = cursor.fetchone()
-        else:
-            row = None
-        if row is None:
-            return None
-        execute(audit_row)
-        log_on_commit(entry)
     task_type, params_raw, attempt, max_attempts, checkpoint_raw, progress, batch_id = row
     return ClaimedTask(
         pk=task_id,
@@ -174,12 +174,4 @@ def complete(task_id: uuid.UUID, execution_id: uuid.UUID, *, result, checkpoint,
         ),
         *insert_statements(logs),
     ]
-    with transaction.atomic(), db.cursor() as cursor:
-        cursor.execute(*update)
-        if cursor.rowcount != 1:
-            return False
-        execute(rest)
-        for hook in hooks:
-            hook()
-        log_on_commit(entry)
-    return True
+    return write(update, rest, inside=hooks, after_commit=[change_line(entry)]) == 1

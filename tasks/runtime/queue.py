@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
@@ -106,6 +107,14 @@ def enqueue_on_commit(task_id: uuid.UUID | str, *, timeout_seconds: int) -> None
     message. With another broker (Redis) the message is sent after commit; if the send fails,
     ``enqueue_now`` clears ``enqueued_at`` for the watchdog.
     """
+    send = sender(task_id, timeout_seconds=timeout_seconds)
+    if send is not None:
+        transaction.on_commit(send)
+
+
+def sender(task_id: uuid.UUID | str, *, timeout_seconds: int) -> Callable[[], bool] | None:
+    """What sends the message of a task just made pending, for a caller that runs it after its
+    commit itself (see :func:`enqueue_on_commit`); None with the tasks table as the queue."""
     if tasks_table_is_the_queue():
-        return
-    transaction.on_commit(lambda: enqueue_now(task_id, timeout_seconds=timeout_seconds, record=False))
+        return None
+    return lambda: enqueue_now(task_id, timeout_seconds=timeout_seconds, record=False)

@@ -253,17 +253,22 @@ _QMARK_QUERIES: dict[str, str] = {}
 _QMARK_QUERIES_LIMIT = 4096
 
 
+def qmark(query: str) -> str:
+    """``query`` with Django's ``%s`` placeholders as SQLite's ``?`` (remembered)."""
+    converted = _QMARK_QUERIES.get(query)
+    if converted is None:
+        converted = base.SQLiteCursorWrapper.convert_query(None, query)
+        if len(_QMARK_QUERIES) >= _QMARK_QUERIES_LIMIT:
+            _QMARK_QUERIES.clear()
+        _QMARK_QUERIES[query] = converted
+    return converted
+
+
 class CursorWrapper(base.SQLiteCursorWrapper):
     def convert_query(self, query, *, param_names=None):
         if param_names is not None:
             return super().convert_query(query, param_names=param_names)
-        converted = _QMARK_QUERIES.get(query)
-        if converted is None:
-            converted = super().convert_query(query)
-            if len(_QMARK_QUERIES) >= _QMARK_QUERIES_LIMIT:
-                _QMARK_QUERIES.clear()
-            _QMARK_QUERIES[query] = converted
-        return converted
+        return qmark(query)
 
     def execute(self, query, params=None):
         if not self._takes_lock(query):
@@ -339,6 +344,62 @@ class DatabaseWrapper(base.DatabaseWrapper):
         finally:
             if self.connection is not None and self.connection.writer_lock is not None:
                 self.connection.writer_lock.close()
+
+    # --- short transactions of prepared statements, on the driver's connection ---------------
+
+    def can_write_directly(self) -> bool:
+        """Whether :meth:`write_directly` may run now: in autocommit mode outside any ``atomic``
+        block, and with nothing that watches the statements going through Django's cursors (query
+        logging under ``DEBUG`` or a test's query count, execute wrappers) — those would miss them."""
+        return (
+            not self.in_atomic_block and self.get_autocommit() and not self.queries_logged and not self.execute_wrappers
+        )
+
+    def write_directly(self, first, rest, *, returning: bool):
+        """Run the statement ``first`` and, when it changed something, the statements ``rest`` in
+        one transaction on the driver's connection, between ``BEGIN IMMEDIATE`` and ``COMMIT``
+        under the writer lock; when ``first`` changed nothing, nothing is written. Returns
+        ``first``'s row (``returning``: it ends in ``RETURNING``) or its row count.
+
+        The same statements through ``transaction.atomic()`` and Django's cursors hold the write
+        lock — the one resource all writers of the database queue for — about twice as long
+        (measured on a worker's claim: 218 µs, of which SQLite needed 92). Errors are Django's
+        database errors, as through a cursor.
+        """
+        self.close_if_health_check_failed()
+        self.ensure_connection()
+        self.validate_thread_sharing()
+        raw = self.connection
+        lock = raw.writer_lock
+        result = None
+        with self.wrap_database_errors:
+            if lock is not None:
+                lock.acquire()
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor = raw.execute(qmark(first[0]), first[1])
+                    if returning:
+                        rows = cursor.fetchall()
+                        result = rows[0] if rows else None
+                    else:
+                        result = cursor.rowcount
+                    if result:
+                        for sql, params in rest:
+                            raw.execute(qmark(sql), params)
+                        raw.execute("COMMIT")
+                    else:
+                        raw.execute("ROLLBACK")
+                except BaseException:
+                    if raw.in_transaction:
+                        raw.execute("ROLLBACK")
+                    raise
+            finally:
+                if lock is not None:
+                    lock.release()
+        if lock is not None and result:
+            lock.checkpoint_when_due()
+        return result
 
     def _release_writer_lock(self):
         if self.connection is not None and self.connection.writer_lock is not None:
