@@ -17,6 +17,7 @@ their prepared form is remembered per field, so only the values that differ from
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from functools import cache
 
@@ -66,7 +67,73 @@ def _statement(model: type[Model], rows: int, vendor: str) -> str:
     fields = _fields(model)
     columns = ", ".join(quote(f.column) for f in fields)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES " + ", ".join([row] * rows)
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES " + ", ".join([row] * rows)
+    _BUILT[sql] = (model, rows)
+    return sql
+
+
+#: The model and row count of each INSERT text built by :func:`_statement`.
+_BUILT: dict[str, tuple[type[Model], int]] = {}
+
+#: PostgreSQL: the name under which :func:`write`'s one statement refers to its first part.
+_FIRST = "changed"
+
+
+@cache
+def _insert_if_changed(model: type[Model], rows: int) -> str:
+    """PostgreSQL: :func:`_statement`'s INSERT as a part of :func:`write`'s one statement, which
+    inserts its rows only when the first part changed a row. The rows become a ``SELECT``, where
+    PostgreSQL types a parameter by itself rather than by the column it goes to, so each one
+    says its column's type (without a length: a cast would cut a long text instead of refusing
+    it)."""
+    quote = connection.ops.quote_name
+    fields = _fields(model)
+    columns = ", ".join(quote(f.column) for f in fields)
+    types = [re.sub(r"\(.*\)", "", f.db_type(connection)) for f in fields]
+    row = "(" + ", ".join(f"CAST(%s AS {kind})" for kind in types) + ")"
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT * FROM (VALUES "
+        + ", ".join([row] * rows)
+        + f") AS rows WHERE EXISTS (SELECT 1 FROM {_FIRST})"
+    )
+
+
+def _if_changed(sql: str) -> str | None:
+    """A statement of ``write``'s ``rest`` as a part of its one statement (PostgreSQL), or None
+    when it cannot be written so: an INSERT built here, or an UPDATE or DELETE with one WHERE
+    clause (the condition is extended) and nothing returned."""
+    if sql in _BUILT:
+        return _insert_if_changed(*_BUILT[sql])
+    head, where, condition = sql.partition(" WHERE ")
+    if (
+        sql.startswith(("UPDATE ", "DELETE "))
+        and where
+        and " WHERE " not in condition
+        and "RETURNING" not in condition.upper()
+    ):
+        return f"{head} WHERE ({condition}) AND EXISTS (SELECT 1 FROM {_FIRST})"
+    return None
+
+
+def _as_one_statement(first: Statement, rest: Sequence[Statement], returning: bool) -> Statement | None:
+    """PostgreSQL: ``write``'s statements as one — ``first`` and each of ``rest`` as
+    data-modifying parts of a ``WITH``, the rest conditional on ``first`` having changed a row —
+    so that they cost one round trip to the server instead of one each, and, outside a
+    transaction, are atomic by themselves (no BEGIN and COMMIT round trips either). Foreign keys
+    between the rows are checked at the end of the statement (Django creates them deferred).
+    Returns first's row (``returning``) or the count of the rows it changed; None when a
+    statement of ``rest`` cannot be made conditional."""
+    sql, params = first
+    parts = [f"{_FIRST} AS ({sql if returning else sql + ' RETURNING 1'})"]
+    values = list(params)
+    for number, (statement, statement_params) in enumerate(rest):
+        conditional = _if_changed(statement)
+        if conditional is None:
+            return None
+        parts.append(f"step_{number} AS ({conditional})")
+        values.extend(statement_params)
+    result = f"SELECT * FROM {_FIRST}" if returning else f"SELECT count(*) FROM {_FIRST}"
+    return f"WITH {', '.join(parts)} {result}", values
 
 
 #: Rows per statement (SQLite allows 32,766 parameters in one statement).
@@ -102,18 +169,6 @@ def insert_statements(objs: list[Model]) -> list[Statement]:
     return statements
 
 
-def as_one_statement(statements: list[Statement]) -> Statement:
-    """PostgreSQL: several INSERTs as one statement (all but the last as data-modifying CTEs),
-    so they cost one round trip to the server instead of one each — and, outside a transaction,
-    are atomic by themselves (no BEGIN and COMMIT round trips either). Foreign keys between the
-    rows are deferred to the end of the transaction, as Django creates them."""
-    if len(statements) == 1:
-        return statements[0]
-    *first, last = statements
-    ctes = ", ".join(f"insert_{number} AS ({sql})" for number, (sql, _) in enumerate(first))
-    return f"WITH {ctes} {last[0]}", [value for _, params in statements for value in params]
-
-
 def execute(statements: list[Statement]) -> None:
     """Run prepared statements on the default connection (in the caller's transaction)."""
     with connection.cursor() as cursor:
@@ -137,20 +192,25 @@ def write(
     (``returning``: it ends in ``RETURNING``) or its row count.
 
     Inside an outer ``atomic`` block everything joins that transaction and ``after_commit`` waits
-    for its commit (``transaction.on_commit``). On SQLite otherwise, with no ``inside`` callables,
+    for its commit (``transaction.on_commit``). Otherwise, with no ``inside`` callables: on SQLite
     the statements run on the driver's connection (:meth:`DatabaseWrapper.write_directly
-    <taskcenter.db.sqlite3.base.DatabaseWrapper.write_directly>`): the same transaction, with the
-    database's one write lock held half as long.
+    <taskcenter.db.sqlite3.base.DatabaseWrapper.write_directly>`: the same transaction, with the
+    database's one write lock held half as long); on PostgreSQL they are sent as one statement
+    (:func:`_as_one_statement`: one round trip instead of one per statement, BEGIN and COMMIT).
     """
     db = connections[DEFAULT_DB_ALIAS]
     alone = not db.in_atomic_block and not inside
+    one = _as_one_statement(first, rest, returning) if alone and rest and db.vendor == "postgresql" else None
     if alone and getattr(db, "can_write_directly", None) and db.can_write_directly():
         result = db.write_directly(first, rest, returning=returning)
-    elif alone and not rest:
-        # A lone statement outside a transaction commits by itself (no BEGIN and COMMIT round
-        # trips to a server).
+    elif alone and (one or not rest):
+        # One statement outside a transaction commits by itself.
         with db.cursor() as cursor:
-            result = _run(cursor, first, returning)
+            if one:
+                cursor.execute(*one)
+                result = cursor.fetchone() if returning else cursor.fetchone()[0]
+            else:
+                result = _run(cursor, first, returning)
     else:
         with transaction.atomic(using=db.alias), db.cursor() as cursor:
             result = _run(cursor, first, returning)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -18,7 +18,7 @@ from batches.models import Batch
 from taskcenter.errors import Conflict, IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from tasks.actors import SYSTEM, Actor
 from tasks.audit import audit, audit_entry, change_line
-from tasks.fastinsert import as_one_statement, insert_statements, write
+from tasks.fastinsert import insert_statements, write
 from tasks.models import Task, TaskStage
 from tasks.runtime.queue import enqueue_on_commit, sender
 from tasks.runtime.registry import get_job_type
@@ -175,10 +175,6 @@ def _create_task(*, actor: Actor, job, params: dict, batch, trigger: str) -> Tas
     # write lock, so it should last as long as the statements and no longer.
     rows = insert_statements([task]) + insert_statements(stages) + insert_statements([entry])
     after_commit = [change_line(entry), sender(task.pk, timeout_seconds=job.timeout_seconds)]
-    if connection.vendor == "postgresql":
-        # One round trip to the server instead of three; outside a transaction that one
-        # statement commits by itself (no BEGIN and COMMIT round trips either).
-        rows = [as_one_statement(rows)]
     write(rows[0], rows[1:], after_commit=after_commit)
     return task
 

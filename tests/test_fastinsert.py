@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+
 import pytest
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from tasks.actors import SYSTEM
 from tasks.audit import audit_entry
@@ -82,10 +86,12 @@ def test_stage_log_and_audit_ids_keep_following_time_after_the_newest_task_is_de
     kept = create()
     TaskLog.objects.create(task=kept, timestamp=timezone.now(), message="first")
     newest = create()
-    TaskLog.objects.create(task=newest, timestamp=timezone.now(), message="of the deleted task")
+    deleted = TaskLog.objects.create(task=newest, timestamp=timezone.now(), message="of the deleted task")
     task_cancel(actor=SYSTEM, task_id=newest.pk)
     task_delete(actor=SYSTEM, task_id=newest.pk)
-    TaskLog.objects.create(task=kept, timestamp=timezone.now(), message="second")
+    second = TaskLog.objects.create(task=kept, timestamp=timezone.now(), message="second")
+    if connection.vendor == "sqlite":
+        assert second.id <= deleted.id, "the largest id present plus one (no AUTOINCREMENT)"
     again = create()
 
     assert list(TaskLog.objects.filter(task=kept).order_by("id").values_list("message", flat=True)) == [
@@ -149,6 +155,11 @@ def test_write_runs_the_rest_and_the_callbacks_only_when_the_first_statement_cha
     assert list(AuditLog.objects.filter(action__startswith="test.").values_list("action", flat=True)) == ["test.hit"]
     assert called == ["hit"]
     assert len(direct_writes) == (2 if connection.vendor == "sqlite" else 0)
+    if connection.vendor == "postgresql":  # all of it one statement: one round trip, no BEGIN/COMMIT
+        with CaptureQueriesContext(connection) as queries:
+            assert write(_set_worker(pending_task, "w3"), _audit_rows("test.one")) == 1
+        assert len(queries) == 1
+        assert AuditLog.objects.filter(action="test.one").count() == 1
 
 
 def test_a_failing_statement_writes_nothing_and_leaves_the_database_writable(pending_task, direct_writes):
@@ -158,7 +169,14 @@ def test_a_failing_statement_writes_nothing_and_leaves_the_database_writable(pen
         write(_set_worker(pending_task, "lost"), duplicate, after_commit=[lambda: called.append("no")])
     assert Task.objects.get(pk=pending_task.pk).worker == ""
     assert called == []
-    # No transaction left open and the write lock let go: the next write goes through.
+    if connection.vendor == "sqlite":
+        # No transaction left open, and the write lock let go (another holder gets it at once).
+        assert not connection.connection.in_transaction
+        other = os.open(connection.connection.writer_lock.path, os.O_RDWR)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while still held
+        finally:
+            os.close(other)
     assert write(_set_worker(pending_task, "next"), _audit_rows("test.next")) == 1
     assert Task.objects.get(pk=pending_task.pk).worker == "next"
     assert len(direct_writes) == (2 if connection.vendor == "sqlite" else 0)

@@ -14,7 +14,7 @@ from taskcenter.errors import InvalidInput
 from tasks.actors import SYSTEM
 from tasks.models import AuditLog, Task, TaskLog
 from tasks.runtime import registry
-from tasks.runtime.broker import _due_tasks
+from tasks.runtime.broker import _due_rows
 from tasks.runtime.registry import get_job_type, register
 from tasks.runtime.watchdog import sweep
 from tasks.runtime.worker import retry_delay, run_task
@@ -137,6 +137,11 @@ def test_watchdog_marks_a_silent_worker_lost_and_schedules_a_retry(db, settings)
     assert alive.status == "processing"
 
 
+def _queued() -> list[uuid.UUID]:
+    """The ids of the tasks the pusher would hand out (the tasks table as the queue)."""
+    return [uuid.UUID(str(task_id)) for task_id, _, _ in _due_rows(limit=10)]
+
+
 def test_watchdog_hands_over_what_was_never_handed_over_and_releases_orphaned_executions(db, settings):
     settings.TASKCENTER_LEASE_SECONDS = 5
     # Written by other means than the services: pending, but never handed over.
@@ -154,14 +159,14 @@ def test_watchdog_hands_over_what_was_never_handed_over_and_releases_orphaned_ex
         execution_id=uuid.uuid4(),
         heartbeat_at=timezone.now() - timedelta(minutes=1),
     )
-    assert [row[0] for row in _due_tasks(limit=10)] == [str(due.pk)]
+    assert _queued() == [due.pk]
     counts = sweep()
     assert counts == {"worker_lost": 0, "released": 1, "enqueued": 1}
     stray.refresh_from_db()
     orphan.refresh_from_db()
     assert stray.enqueued_at is not None
     assert orphan.execution_id is None
-    assert sorted(row[0] for row in _due_tasks(limit=10)) == sorted([str(stray.pk), str(due.pk)])
+    assert sorted(_queued()) == sorted([stray.pk, due.pk])
     assert sweep() == {"worker_lost": 0, "released": 0, "enqueued": 0}, "a second sweep finds nothing to do"
 
 

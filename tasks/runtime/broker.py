@@ -156,7 +156,7 @@ def _db_datetime(value):
 
 
 def _due_tasks_queryset():
-    """The tasks in the queue (the condition of :func:`_due_tasks`, which the pusher runs as plain
+    """The tasks in the queue (the condition of :func:`_due_rows`, which the pusher runs as plain
     SQL: the query builder would cost more than the query)."""
     now = timezone.now()
     return Task.objects.filter(status=TaskStatus.PENDING, execution_id__isnull=True, enqueued_at__isnull=False).filter(
@@ -179,11 +179,6 @@ def _due_rows(*, limit: int) -> list[tuple]:
             [TaskStatus.PENDING, now, limit],
         )
         return cursor.fetchall()
-
-
-def _due_tasks(*, limit: int) -> list[tuple[str, object, str]]:
-    """:func:`_due_rows` with each id as the worker takes it."""
-    return [(str(_as_uuid(task_id)), version, task_type) for task_id, version, task_type in _due_rows(limit=limit)]
 
 
 def _as_uuid(value) -> uuid.UUID:

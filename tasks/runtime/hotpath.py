@@ -123,6 +123,8 @@ def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> ClaimedTa
         with db.cursor() as cursor:
             cursor.execute(f"SELECT {columns} FROM {_table(Task, db)} WHERE id = %s", [pk])
             row = cursor.fetchone()
+        if row is None:  # deleted since
+            return None
     task_type, params_raw, attempt, max_attempts, checkpoint_raw, progress, batch_id = row
     return ClaimedTask(
         pk=task_id,

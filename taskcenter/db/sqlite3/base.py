@@ -391,8 +391,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
                     else:
                         raw.execute("ROLLBACK")
                 except BaseException:
-                    if raw.in_transaction:
-                        raw.execute("ROLLBACK")
+                    self._abandon_transaction(raw)
                     raise
             finally:
                 if lock is not None:
@@ -400,6 +399,17 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if lock is not None and result:
             lock.checkpoint_when_due()
         return result
+
+    def _abandon_transaction(self, raw) -> None:
+        """Roll back what :meth:`write_directly` began; a transaction that cannot be rolled back
+        must not outlive the writer lock, so the connection is then closed (SQLite rolls back)."""
+        try:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+        except sqlite3.Error:
+            logger.warning("could not roll back a failed write; closing the connection", exc_info=True)
+        if raw.in_transaction:
+            self.close()
 
     def _release_writer_lock(self):
         if self.connection is not None and self.connection.writer_lock is not None:
