@@ -187,9 +187,8 @@ def write(
     """One write transaction of prepared statements, for the hot paths: ``first`` (a
     compare-and-set ``UPDATE``, or an ``INSERT``) and, when it changed a row, ``rest`` and the
     ``inside`` callables (ORM code); once committed, each of ``after_commit`` (None entries are
-    skipped). When ``first``
-    changes nothing, nothing is written and nothing is called. Returns ``first``'s row
-    (``returning``: it ends in ``RETURNING``) or its row count.
+    skipped). When ``first`` changes nothing, nothing is written and nothing is called. Returns
+    ``first``'s row (``returning``: it ends in ``RETURNING``) or its row count.
 
     Inside an outer ``atomic`` block everything joins that transaction and ``after_commit`` waits
     for its commit (``transaction.on_commit``). Otherwise, with no ``inside`` callables: on SQLite
