@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The two set-up commands (README.md): ``python3 dev.py run`` and ``python3 dev.py test``.
+"""The two set-up commands (README.md): ``python3 dev.py run`` and ``python3 dev.py test``; and
+``python3 dev.py manage <command>`` for a management command against the local installation.
 
 Needs only python3 (3.11+) with venv and pip. Creates ``.venv``, installs the requirements when
 they changed, then runs the service (web + django-q2 cluster) or the test suite.
@@ -55,7 +56,17 @@ def manage(*args: str, env: dict | None = None, check: bool = True) -> subproces
 
 
 def service_env() -> dict:
-    """Environment for the local service: a generated secret kept in var/, plain-HTTP cookies."""
+    """Environment for the local service (:func:`local_env`), with its Prometheus directory emptied."""
+    env = local_env()
+    # The processes of this host keep their Prometheus counters here; /metrics sums them.
+    metrics_dir = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR / "prometheus")))
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    return env
+
+
+def local_env() -> dict:
+    """Environment of the local installation: a generated secret kept in var/, plain-HTTP cookies."""
     VAR.mkdir(exist_ok=True)
     env = dict(os.environ)
     key_file = VAR / "secret_key"
@@ -67,11 +78,14 @@ def service_env() -> dict:
     # The local service is served over plain HTTP on 127.0.0.1: secure-only cookies would make the
     # admin login impossible. Behind TLS, set SECURE_COOKIES=1 (README, "Configuration").
     env.setdefault("SECURE_COOKIES", "0")
-    # The processes of this host keep their Prometheus counters here; /metrics sums them.
-    metrics_dir = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR / "prometheus")))
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True)
     return env
+
+
+def manage_command(args: list[str]) -> int:
+    """``python3 dev.py manage <command> …``: a management command against the local installation
+    (its secret key and database), e.g. ``create_token admin`` while ``run`` serves."""
+    ensure_venv(dev=False)
+    return manage(*args, env=local_env(), check=False).returncode
 
 
 def run() -> int:
@@ -161,12 +175,14 @@ def test(extra: list[str]) -> int:
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test", "manage"}:
         print(__doc__)
-        print("usage: python3 dev.py run | python3 dev.py test [pytest args]")
+        print("usage: python3 dev.py run | python3 dev.py test [pytest args] | python3 dev.py manage <command> [args]")
         return 2
     if sys.argv[1] == "run":
         return run()
+    if sys.argv[1] == "manage":
+        return manage_command(sys.argv[2:])
     return test(sys.argv[2:])
 
 
