@@ -114,7 +114,8 @@ def test_stage_log_and_audit_ids_keep_following_time_after_the_newest_task_is_de
 @pytest.fixture
 def pending_task(transactional_db):
     """A pending task, with the test outside any transaction (so that ``write`` runs on its own:
-    on SQLite, directly on the driver's connection — which the fixture checks it does)."""
+    on SQLite, directly on the driver's connection, which the tests check with ``direct_writes``).
+    A callback that must never run is ``called.append``: called without an argument it fails."""
     task = Task(task_type="canary", params={"seconds": 0, "steps": 1})
     insert_rows([task])
     return task
