@@ -61,13 +61,17 @@ def _prepare(field, memo: dict, obj: Model, db):
     return prepared
 
 
+def _into(model: type[Model]) -> str:
+    """``INSERT INTO <table> (<the inserted columns>)``."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in _fields(model))
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns})"
+
+
 @cache
 def _statement(model: type[Model], rows: int, vendor: str) -> str:
-    quote = connection.ops.quote_name
-    fields = _fields(model)
-    columns = ", ".join(quote(f.column) for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES " + ", ".join([row] * rows)
+    row = "(" + ", ".join(["%s"] * len(_fields(model))) + ")"
+    sql = f"{_into(model)} VALUES " + ", ".join([row] * rows)
     _BUILT[sql] = (model, rows)
     return sql
 
@@ -86,13 +90,10 @@ def _insert_if_changed(model: type[Model], rows: int) -> str:
     PostgreSQL types a parameter by itself rather than by the column it goes to, so each one
     says its column's type (without a length: a cast would cut a long text instead of refusing
     it)."""
-    quote = connection.ops.quote_name
-    fields = _fields(model)
-    columns = ", ".join(quote(f.column) for f in fields)
-    types = [re.sub(r"\(.*\)", "", f.db_type(connection)) for f in fields]
+    types = [re.sub(r"\(.*\)", "", f.db_type(connection)) for f in _fields(model)]
     row = "(" + ", ".join(f"CAST(%s AS {kind})" for kind in types) + ")"
     return (
-        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT * FROM (VALUES "
+        f"{_into(model)} SELECT * FROM (VALUES "
         + ", ".join([row] * rows)
         + f") AS rows WHERE EXISTS (SELECT 1 FROM {_FIRST})"
     )
@@ -100,17 +101,12 @@ def _insert_if_changed(model: type[Model], rows: int) -> str:
 
 def _if_changed(sql: str) -> str | None:
     """A statement of ``write``'s ``rest`` as a part of its one statement (PostgreSQL), or None
-    when it cannot be written so: an INSERT built here, or an UPDATE or DELETE with one WHERE
-    clause (the condition is extended) and nothing returned."""
+    when it cannot be written so: an INSERT built here, or an UPDATE with one WHERE clause (the
+    condition is extended) and nothing returned."""
     if sql in _BUILT:
         return _insert_if_changed(*_BUILT[sql])
     head, where, condition = sql.partition(" WHERE ")
-    if (
-        sql.startswith(("UPDATE ", "DELETE "))
-        and where
-        and " WHERE " not in condition
-        and "RETURNING" not in condition.upper()
-    ):
+    if sql.startswith("UPDATE ") and where and " WHERE " not in condition and "RETURNING" not in condition.upper():
         return f"{head} WHERE ({condition}) AND EXISTS (SELECT 1 FROM {_FIRST})"
     return None
 
