@@ -99,9 +99,13 @@ def batch_update(*, actor: Actor, batch_code: str, changes: dict) -> Batch:
 
 
 def batch_delete(*, actor: Actor, batch_code: str) -> None:
-    """Delete a batch and its finished tasks; :class:`Conflict` while a task is active."""
+    """Delete a batch and its finished tasks; :class:`Conflict` while a task is active. Deleting
+    its tasks needs ``tasks.delete_task`` as well (a batch without tasks needs no more)."""
     actor.require("batches.delete_batch")
     batch = batch_get(batch_code)
+    if batch.tasks.exists():
+        # A task created after this check is active until it finishes: refused below, under the lock.
+        actor.require("tasks.delete_task")
     if active_task(batch) is None:
         delete_bulk_dependents(list(batch.tasks.values_list("pk", flat=True)))  # see task_delete
     with transaction.atomic():

@@ -22,7 +22,7 @@ from tasks.fastinsert import insert_statements, write
 from tasks.models import Task, TaskStage
 from tasks.runtime.queue import enqueue_on_commit, sender
 from tasks.runtime.registry import get_job_type
-from tasks.states import ACTIVE_STATUSES, TaskStatus, Trigger, is_legal
+from tasks.states import ACTIVE_STATUSES, USER_TRIGGERS, TaskStatus, Trigger, is_legal
 
 #: How often a compare-and-set is retried when another writer changed the status in between.
 _CAS_ROUNDS = 8
@@ -139,10 +139,17 @@ def task_create(
     """Create a pending task of ``task_type`` with its stages and enqueue it after commit.
 
     ``params`` are validated against the type's schema (:class:`InvalidInput` names bad fields).
+    A type registered with ``user_startable=False`` is refused (:class:`InvalidInput` naming
+    ``task_type``) when a user asks for it (``trigger`` API or admin); schedules and code start it.
     """
     if check_permission:
         actor.require("tasks.add_task")
     job = get_job_type(task_type)
+    if trigger in USER_TRIGGERS and not job.user_startable:
+        raise InvalidInput(
+            f"task type {job.name!r} is started by its schedule, not by users",
+            errors={"task_type": [f"Task type {job.name!r} cannot be started by users."]},
+        )
     if check_permission:
         actor.require(*job.permissions)
     clean_params = job.validate_params(params)

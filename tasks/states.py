@@ -75,6 +75,11 @@ class Trigger(models.TextChoices):
     SCHEDULE = "schedule", _("Schedule")
 
 
+#: A user's request (the API, the admin): a job type registered with ``user_startable=False``
+#: is refused for these.
+USER_TRIGGERS: frozenset[str] = frozenset({Trigger.MANUAL, Trigger.API})
+
+
 class StageStatus(models.TextChoices):
     #: Not started yet.
     PENDING = "pending", _("Pending")

@@ -170,3 +170,57 @@ def test_resuming_retrying_or_changing_a_task_needs_what_starting_its_type_needs
         "paused",
         "cancelled",
     ]
+
+
+@pytest.fixture
+def schedule_only_type():
+    """A job type that only schedules and code start (``user_startable=False``)."""
+    from tasks.runtime import registry
+
+    @registry.register("test.schedule_only", stages=[("run", 1.0)], user_startable=False)
+    def schedule_only(ctx):
+        return {}
+
+    yield "test.schedule_only"
+    registry._REGISTRY.pop("test.schedule_only", None)
+
+
+def test_a_type_users_may_not_start_is_refused_by_the_api_and_created_by_nothing(manager, schedule_only_type):
+    from batches.services import batch_create
+
+    batch_create(actor=SYSTEM, batch_code="B1", data_source="student_assessments", config=CONFIG)
+    client = client_for(manager)
+    for body in ({"task_type": schedule_only_type}, {"task_type": schedule_only_type, "batch_code": "B1"}):
+        refused = client.post("/api/v1/tasks", body, format="json")
+        assert refused.status_code == 400, refused.content[:300]
+        assert schedule_only_type in refused.json()["message"]
+        assert list(refused.json()["errors"]) == ["task_type"]
+    assert not Task.objects.exists()
+    # Code (a schedule) still creates it.
+    task_create(actor=SYSTEM, task_type=schedule_only_type, params={}, trigger="schedule")
+    assert Task.objects.filter(task_type=schedule_only_type).count() == 1
+
+
+def test_deleting_a_batch_with_tasks_needs_delete_task_too(db):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    from batches.models import Batch
+
+    batch = batch_create(actor=SYSTEM, batch_code="B1", data_source="student_assessments", config=CONFIG)
+    batch_create(actor=SYSTEM, batch_code="EMPTY", data_source="student_assessments", config=CONFIG)
+    task = task_create(actor=SYSTEM, task_type="canary", params={}, batch=batch)
+    Task.objects.filter(pk=task.pk).update(status="completed")
+    user = get_user_model().objects.create_user("batcher", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="batches", codename__in=["delete_batch", "view_batch"])
+    )
+    client = client_for(user)
+    refused = client.delete("/api/v1/statistics/batches/B1")
+    assert refused.status_code == 403 and "tasks.delete_task" in refused.json()["message"]
+    assert Batch.objects.filter(batch_code="B1").exists() and Task.objects.filter(pk=task.pk).exists()
+    assert client.delete("/api/v1/statistics/batches/EMPTY").status_code == 200, "a batch without tasks needs no more"
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="tasks", codename="delete_task"))
+    user = get_user_model().objects.get(pk=user.pk)  # permissions are cached per instance
+    assert client_for(user).delete("/api/v1/statistics/batches/B1").status_code == 200
+    assert not Task.objects.filter(pk=task.pk).exists()
