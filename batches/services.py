@@ -99,8 +99,9 @@ def batch_update(*, actor: Actor, batch_code: str, changes: dict) -> Batch:
 
 
 def batch_delete(*, actor: Actor, batch_code: str) -> None:
-    """Delete a batch and its finished tasks; :class:`Conflict` while a task is active. Deleting
-    its tasks needs ``tasks.delete_task`` as well (a batch without tasks needs no more)."""
+    """Delete a batch and its finished tasks (one cancelled a moment ago too, as
+    :func:`tasks.services.task_delete`); :class:`Conflict` while a task is active. Deleting its
+    tasks needs ``tasks.delete_task`` as well (a batch without tasks needs no more)."""
     actor.require("batches.delete_batch")
     batch = batch_get(batch_code)
     if batch.tasks.exists():
@@ -112,8 +113,6 @@ def batch_delete(*, actor: Actor, batch_code: str) -> None:
         batch = _locked(batch_code)
         if active_task(batch) is not None:
             raise Conflict(f"batch {batch_code} has an active task; cancel it before deleting")
-        if batch.tasks.filter(execution_id__isnull=False).exists():
-            raise Conflict(f"a worker of batch {batch_code} is still stopping; try again in a moment")
         task_count = batch.tasks.count()
         batch.delete()
         audit(

@@ -329,27 +329,25 @@ def delete_bulk_dependents(task_ids: list) -> None:
 
 
 def task_delete(*, actor: Actor, task_id) -> str:
-    """Delete a finished task with its stages and logs.
+    """Delete a finished task with its stages and logs; :class:`Conflict` while it is active.
 
-    :class:`Conflict` while it is active, or while the worker of a just-cancelled execution is
-    still letting go of it (it may still write its last log lines).
+    A task cancelled a moment ago is deleted at once too, while its worker may still be winding
+    down: every write of an execution is fenced on the task's row, so once the row is gone they
+    all match nothing, and the worker, finding its task gone, removes the task's files.
     """
     actor.require("tasks.delete_task")
     task = _get(task_id)
-    if task.status not in ACTIVE_STATUSES and task.execution_id is None:
+    if task.status not in ACTIVE_STATUSES:
         # Deletable as far as one can tell now (checked again below, under the lock). Should a
         # retry slip in between, the job finds its staged rows gone and starts over.
         delete_bulk_dependents([task.pk])
     with transaction.atomic():
         # Row lock (PostgreSQL) / write lock (SQLite): nobody re-queues it between check and delete.
-        row = Task.objects.select_for_update().filter(pk=task.pk).values_list("status", "execution_id").first()
-        if row is None:
+        status = Task.objects.select_for_update().filter(pk=task.pk).values_list("status", flat=True).first()
+        if status is None:
             raise NotFound(f"task {task.pk} not found")
-        status, execution_id = row
         if status in ACTIVE_STATUSES:
             raise Conflict(f"task {task.pk} is {status}; cancel it before deleting it")
-        if execution_id is not None:
-            raise Conflict(f"task {task.pk} is {status} but its worker is still stopping; try again in a moment")
         Task.objects.filter(pk=task.pk).delete()
         audit(
             actor=actor,

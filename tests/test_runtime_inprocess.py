@@ -373,3 +373,39 @@ def test_a_task_retried_while_a_dead_execution_held_it_is_sent_again_once_releas
     task.refresh_from_db()
     assert task.execution_id is None and task.enqueued_at is not None
     assert OrmQ.objects.count() == 1
+
+
+@pytest.mark.parametrize("ending", ["check", "return", "raise"])
+def test_a_task_deleted_while_its_job_still_runs_stays_deleted_and_its_files_go(
+    transactional_db, temporary_job, settings, tmp_path, ending
+):
+    """Cancelled and deleted at once while the job still writes: whether the job next checks,
+    returns a result or fails, nothing comes back and what it wrote to its files is removed."""
+    from tasks.runtime.files import task_files_dir
+    from tasks.services import task_cancel, task_delete
+
+    settings.TASKCENTER_CHECKPOINT_DIR = tmp_path
+
+    def write_a_chunk(ctx, name):
+        task_files_dir(ctx.task_id).mkdir(parents=True, exist_ok=True)
+        (task_files_dir(ctx.task_id) / name).write_text("loaded")
+
+    def deleted_midway(ctx):
+        write_a_chunk(ctx, "chunk-0")
+        ctx.log("info", "loading")
+        task_cancel(actor=SYSTEM, task_id=ctx.task_id)
+        task_delete(actor=SYSTEM, task_id=ctx.task_id)
+        write_a_chunk(ctx, "chunk-1")  # in flight when the deletion removed the files
+        ctx.save_checkpoint({"chunks": 2})
+        if ending == "check":
+            ctx.flush()
+        elif ending == "raise":
+            raise RuntimeError("the load failed after all")
+        return {"done": True}
+
+    name = temporary_job("test.deleted_midway", deleted_midway)
+    task = task_create(actor=SYSTEM, task_type=name)
+    assert run_task(str(task.pk)) in ("claim lost", "interrupted", "completed", "failed")
+    assert not Task.objects.filter(pk=task.pk).exists()
+    assert not TaskLog.objects.filter(task_id=task.pk).exists()
+    assert not task_files_dir(task.pk).exists()

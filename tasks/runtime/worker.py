@@ -30,6 +30,7 @@ from tasks.models import Task, TaskLog
 from tasks.runtime import hotpath, resources
 from tasks.runtime.context import TaskContext
 from tasks.runtime.errors import Cancelled, ClaimLost, JobError, Paused, TimedOut
+from tasks.runtime.files import remove_task_files
 from tasks.runtime.queue import hand_over
 from tasks.runtime.registry import JobType, get_job_type
 from tasks.services import StaleExecution, transition
@@ -77,6 +78,7 @@ def run_task(task_id: str) -> str:
         _release(ctx, reason=str(interrupt))
         return "interrupted"
     except ClaimLost:
+        _forget_if_deleted(job_task.pk)
         return "claim lost"
     except (TimedOut, TimeoutException) as exc:
         _fail(job_task.pk, execution_id, ctx, ErrorCategory.TIMEOUT, f"timeout: {exc}", traceback.format_exc(), job)
@@ -157,9 +159,9 @@ def _complete(ctx: TaskContext, result) -> bool:
             TaskLog.objects.bulk_create(ctx.pending_logs())
             for hook in ctx.completion_hooks:
                 hook()
-    except (IllegalTransition, StaleExecution):
-        # Cancelled or paused between the job's last check and its return: that decision wins,
-        # and no result is written.
+    except (IllegalTransition, StaleExecution, NotFound):
+        # Cancelled or paused (or cancelled and deleted) between the job's last check and its
+        # return: that decision wins, and no result is written.
         _release(ctx, reason="stopped before completion was recorded")
         return False
     return True
@@ -194,6 +196,7 @@ def _release(ctx: TaskContext, *, reason: str) -> None:
             )
             TaskLog.objects.bulk_create(logs)
     if not released:
+        _forget_if_deleted(ctx.task_id)
         return
     row = Task.objects.filter(pk=ctx.task_id).values_list("status", "updated_at").first()
     status, changed_at = row if row else (None, None)
@@ -203,6 +206,13 @@ def _release(ctx: TaskContext, *, reason: str) -> None:
     # because we still held the task, so hand it over again now that we let go.
     if status == TaskStatus.PENDING:
         hand_over(ctx.task_id, timeout_seconds=ctx.job.timeout_seconds)
+
+
+def _forget_if_deleted(task_id) -> None:
+    """A task deleted while this execution wound down (cancelled, then deleted at once): remove
+    what the job may have written to its files after the deletion removed them."""
+    if not Task.objects.filter(pk=task_id).exists():
+        remove_task_files(task_id)
 
 
 def retry_delay(job: JobType, attempt: int) -> float:
