@@ -102,3 +102,58 @@ def test_an_import_cancelled_then_deleted_at_once_leaves_no_staged_rows(cluster,
     assert_gone_for_good(task.pk)
     assert not AssessmentRecord.with_staged.filter(import_task_id=task.pk).exists()
     assert AssessmentRecord.objects.count() == 0, "nothing was published"
+
+
+HOLDER = """
+import fcntl, os, sys, time
+path, hold, kind = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+if kind == "backend":
+    from taskcenter.db.sqlite3.base import WriterLock
+    lock = WriterLock(path)
+    lock.acquire()
+else:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(hold)
+if kind == "backend":
+    lock.release()
+"""
+
+
+@pytest.mark.worker
+@pytest.mark.parametrize("holder", ["backend", "flock"])
+def test_a_canary_outlives_a_write_lock_held_past_the_lease_and_completes_not_worker_lost(cluster, holder):
+    """Another process holds SQLite's write lock for more than twice the lease while a canary
+    runs (and the watchdog sweeps every 0.3 s): nobody can write, the worker's heartbeats
+    included. Once it lets go, the canary goes on and completes in its first attempt."""
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    from tests.cluster import ROOT
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the write lock is SQLite's")
+    task = canary(seconds=8, steps=80)
+    wait_for(lambda: fresh(task).progress > 0, message="the canary to run")
+    lock_file = f"{connection.settings_dict['NAME']}-writer.lock"
+    hold = 2.5 * cluster.LEASE_SECONDS
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, lock_file, str(hold), holder],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == "held"
+        assert process.wait(timeout=hold + 10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    wait_for(lambda: status_of(task) == "completed", timeout=30, message="the canary to complete")
+    done = fresh(task)
+    lost = AuditLog.objects.filter(action="watchdog.worker_lost", target_id=str(task.pk)).count()
+    assert (lost, done.attempt, done.error_category) == (0, 1, None)
+    assert cluster.steps(task.pk) == list(range(1, 81))

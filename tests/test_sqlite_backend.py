@@ -264,3 +264,39 @@ def test_a_fork_waits_for_a_running_checkpoint_and_the_child_starts_its_own(sqli
     assert waited >= 0.3, "the fork waited for the running checkpoint"
     assert os.waitstatus_to_exitcode(status) == 0
     assert cursor.execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (2,)]
+
+
+def test_a_writer_gives_up_with_a_clear_error_when_the_lock_is_held_past_its_deadline(sqlite_db, monkeypatch):
+    from django.db import OperationalError
+
+    path, make = sqlite_db
+    monkeypatch.setattr(backend, "LOCK_TIMEOUT", 0.5, raising=False)
+    alias = make(busy_timeout=0.1)
+    connections[alias].cursor().execute("CREATE TABLE t (who TEXT)")
+    connections[alias].close()
+    holder = backend.WriterLock(f"{path}-writer.lock", timeout=5)
+    holder.acquire()  # another holder that never lets go in time (its own open file: like a process)
+
+    def writer():
+        try:
+            connections[alias].cursor().execute("INSERT INTO t VALUES ('late')")
+        finally:
+            connections[alias].close()
+
+    thread, outcome = _in_thread(writer)
+    thread.join(10)
+    assert not thread.is_alive(), "the writer waited past its deadline"
+    assert isinstance(outcome[0], OperationalError) and "SQLite write lock" in str(outcome[0])
+    holder.release()
+
+    def writer_after():
+        with transaction.atomic(using=alias):
+            connections[alias].cursor().execute("INSERT INTO t VALUES ('after')")
+        rows = connections[alias].cursor().execute("SELECT who FROM t").fetchall()
+        connections[alias].close()
+        return rows
+
+    thread, outcome = _in_thread(writer_after)
+    thread.join(10)
+    assert outcome == [[("after",)]], "once the lock is free, writing works again; the late write never happened"
+    holder.close()

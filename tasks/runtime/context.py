@@ -157,10 +157,13 @@ class TaskContext:
     def flush(self) -> None:
         """Write progress, heartbeat, stage changes, logs and the checkpoint — if still ours."""
         self._last_flush = time.monotonic()
-        updates: dict[str, Any] = {"progress": self.progress_value, "heartbeat_at": timezone.now()}
+        updates: dict[str, Any] = {"progress": self.progress_value}
         if self._checkpoint_dirty:
             updates["checkpoint"] = self._checkpoint
         with transaction.atomic():
+            # Read once the transaction may write (SQLite: after any wait for the write lock): a
+            # heartbeat says when the worker could last write.
+            updates["heartbeat_at"] = timezone.now()
             held = Task.objects.filter(
                 pk=self.task_id, execution_id=self.execution_id, status=TaskStatus.PROCESSING
             ).update(**updates)

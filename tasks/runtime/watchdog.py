@@ -4,7 +4,10 @@ One sweep (``sweep()``; a django-q2 schedule every minute and ``manage.py watchd
 
 1. a ``processing`` task whose heartbeat is older than the lease lost its worker (killed,
    machine gone): it becomes ``failed`` / ``worker_lost`` and, while attempts remain, is
-   retried from its checkpoint with backoff;
+   retried from its checkpoint with backoff. The change is conditional on the heartbeat being
+   stale at the moment of the update, and time the database could not be written (SQLite's
+   write lock held long) does not count: a worker that could not write could not send
+   heartbeats either;
 2. a task that is no longer processing but still carries the ``execution_id`` of an execution
    whose heartbeat stopped (paused or cancelled while its worker died) is released;
 3. a ``pending`` task that was never handed over (``enqueued_at`` empty: written by other means
@@ -22,6 +25,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -52,15 +56,18 @@ def sweep() -> dict[str, int]:
     )
     for task_id, execution_id, heartbeat_at, worker in stale:
         message = f"worker {worker or '?'} stopped sending heartbeats (last {heartbeat_at.isoformat()})"
-        if fail_task(
-            task_id,
-            category=ErrorCategory.WORKER_LOST,
-            message=message,
-            execution_id=execution_id,
-            action="watchdog.worker_lost",
-        ):
-            counts["worker_lost"] += 1
-            logger.warning("task %s: %s", task_id, message)
+        with transaction.atomic():
+            cutoff = _stale_before(lease)
+            if cutoff is not None and fail_task(
+                task_id,
+                category=ErrorCategory.WORKER_LOST,
+                message=message,
+                execution_id=execution_id,
+                guard=Q(heartbeat_at__lt=cutoff),
+                action="watchdog.worker_lost",
+            ):
+                counts["worker_lost"] += 1
+                logger.warning("task %s: %s", task_id, message)
 
     orphaned = (
         Task.objects.filter(execution_id__isnull=False)
@@ -70,18 +77,18 @@ def sweep() -> dict[str, int]:
         .values_list("pk", "execution_id")[:SWEEP_LIMIT]
     )
     for task_id, execution_id in orphaned:
-        released = (
-            Task.objects.filter(pk=task_id, execution_id=execution_id)
-            .exclude(status=TaskStatus.PROCESSING)
-            .update(execution_id=None, heartbeat_at=None, worker="")
-        )
-        counts["released"] += released
-        if released:
-            # Resumed or retried while the dead execution still held it: that message was spent
-            # on a refused claim. Not handed over, it is sent again just below.
-            Task.objects.filter(pk=task_id, status=TaskStatus.PENDING, execution_id__isnull=True).update(
-                enqueued_at=None
-            )
+        with transaction.atomic():
+            cutoff = _stale_before(lease)
+            released = cutoff is not None and Task.objects.filter(pk=task_id, execution_id=execution_id).filter(
+                Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff)
+            ).exclude(status=TaskStatus.PROCESSING).update(execution_id=None, heartbeat_at=None, worker="")
+            counts["released"] += released
+            if released:
+                # Resumed or retried while the dead execution still held it: that message was spent
+                # on a refused claim. Not handed over, it is sent again just below.
+                Task.objects.filter(pk=task_id, status=TaskStatus.PENDING, execution_id__isnull=True).update(
+                    enqueued_at=None
+                )
 
     requeue_after = timedelta(seconds=settings.TASKCENTER_REQUEUE_AFTER_SECONDS)
     not_handed_over = Q(enqueued_at__isnull=True)
@@ -108,3 +115,25 @@ def sweep() -> dict[str, int]:
     if any(counts.values()):
         logger.info("watchdog sweep: %s", counts)
     return counts
+
+
+def _stale_before(lease: timedelta):
+    """Inside the transaction that would act on it: the time before which a heartbeat is stale.
+
+    A lease before now, read once this transaction may write; when the database could not be
+    written for a while within that lease (SQLite's write lock held long), earlier by as long:
+    nobody could send heartbeats meanwhile. None when that period's start is unknown (the lock
+    was waited for long, its holder recorded nothing): decided at a later sweep.
+    """
+    now = timezone.now()
+    cutoff = now - lease
+    unwritable = getattr(connection, "unwritable", None)
+    if unwritable is not None:
+        connection.ensure_connection()
+        start, end = unwritable()
+        if end > cutoff.timestamp():
+            if not start:
+                logger.info("the database was not writable for a while: no worker counts as lost yet")
+                return None
+            cutoff -= timedelta(seconds=end - start)
+    return cutoff

@@ -256,13 +256,15 @@ def fail_task(
     checkpoint: dict | None = None,
     pending_logs: list[TaskLog] | None = None,
     job: JobType | None = None,
+    guard: Q | None = None,
     action: str,
 ) -> bool:
     """processing → failed for the execution ``execution_id``, then → pending again with backoff
     when ``category`` is retryable and attempts remain; otherwise the failure is final and the
     alert goes out after commit. Used by the worker and by the watchdog (worker_lost).
 
-    Returns False when the execution no longer held the task (nothing changed).
+    ``guard`` is a further condition on the row (the watchdog's: the heartbeat is still stale).
+    Returns False when the execution no longer held the task, or ``guard`` failed (nothing changed).
     """
     now = timezone.now()
     fields = {
@@ -283,6 +285,7 @@ def fail_task(
                 action=action,
                 execution_id=execution_id,
                 assume=TaskStatus.PROCESSING,
+                guard=guard,
                 fields=fields,
                 details={"error_category": category, "error_message": message[:500]},
             )

@@ -40,9 +40,11 @@ import fcntl
 import logging
 import os
 import sqlite3
+import struct
 import threading
 import time
 
+from django.db import OperationalError
 from django.db.backends.sqlite3 import base
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
@@ -50,6 +52,15 @@ logger = logging.getLogger(__name__)
 
 #: A wait for the write lock at least this long is logged.
 SLOW_WAIT_SECONDS = 5.0
+#: A writer gives up waiting for the write lock after this many seconds with
+#: :class:`WriterLockTimeout` (``TASKCENTER_SQLITE_LOCK_TIMEOUT``): a process that holds it for
+#: good — stopped in a debugger, hung — makes the others fail clearly instead of waiting forever.
+LOCK_TIMEOUT = float(os.environ.get("TASKCENTER_SQLITE_LOCK_TIMEOUT", "120"))
+#: A hold of the write lock at least this long is recorded in the lock file (when it began and
+#: ended): for that long nobody could write, and the watchdog does not count a heartbeat missed
+#: meanwhile against a worker.
+LONG_HOLD_SECONDS = 0.5
+_STAMP = struct.Struct("dd")
 #: Seconds between two checkpoints (by any process); the WAL holds at most about that much work.
 CHECKPOINT_INTERVAL = 0.5
 #: A WAL holding more frames (pages) than this after a passive checkpoint is started over.
@@ -65,14 +76,22 @@ RESTART_BACKOFF_MAX = 8.0
 WAL_SIZE_LIMIT = 32 * 1024 * 1024
 
 
+class WriterLockTimeout(OperationalError):
+    """The SQLite write lock could not be had within :data:`LOCK_TIMEOUT` seconds."""
+
+
 class WriterLock:
     """An exclusive ``flock`` on one file; one holder per process at a time per instance."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, timeout: float | None = None):
         self.path = path
+        self.timeout = LOCK_TIMEOUT if timeout is None else timeout
         self._fd: int | None = None
         self._pid: int | None = None
         self.held = False
+        self.held_since = 0.0
+        #: Seconds the last acquire waited for another holder.
+        self.waited = 0.0
         self.database = path.removesuffix("-writer.lock")
         self.stamp = f"{self.database}-checkpoint.stamp"
         self.last_checkpoint = 0.0
@@ -83,18 +102,52 @@ class WriterLock:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             self._pid = os.getpid()
             self.held = False
+        self.waited = 0.0
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            # Wait in the kernel: woken the moment the holder lets go. There is no time limit (a
-            # long transaction — a big all-or-nothing import — makes writers wait, where SQLite's
-            # busy timeout would have failed them), but a long wait is reported.
+            # Wait in the kernel: woken the moment the holder lets go. A long transaction makes
+            # writers wait longer than SQLite's busy timeout would; only a hold past ``timeout``
+            # fails them, and a long wait is reported.
             started = time.monotonic()
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            waited = time.monotonic() - started
-            if waited >= SLOW_WAIT_SECONDS:
-                logger.warning("waited %.1f s for the SQLite write lock (a long transaction held it)", waited)
+            self._wait()
+            self.waited = time.monotonic() - started
+            if self.waited >= SLOW_WAIT_SECONDS:
+                logger.warning("waited %.1f s for the SQLite write lock (a long transaction held it)", self.waited)
         self.held = True
+        self.held_since = time.time()
+
+    def _wait(self) -> None:
+        """Block until the lock is ours, at most ``timeout`` seconds (:class:`WriterLockTimeout`).
+
+        A blocking ``flock`` cannot be given a time limit, so a helper thread makes the call on this
+        file descriptor (the lock belongs to the open file, not the thread) while this one waits
+        with one. A helper that gets the lock after its waiter gave up lets go of it at once and
+        closes the descriptor, which is no longer this instance's.
+        """
+        fd, granted, guard, gave_up = self._fd, threading.Event(), threading.Lock(), []
+
+        def take() -> None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with guard:
+                if not gave_up:
+                    granted.set()
+                    return
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+        threading.Thread(target=take, name="sqlite-writer-lock", daemon=True).start()
+        if granted.wait(self.timeout):
+            return
+        with guard:
+            if granted.is_set():
+                return
+            gave_up.append(True)
+        self._fd = None  # the helper owns it now
+        raise WriterLockTimeout(
+            f"gave up after {self.timeout:.0f} s waiting for the SQLite write lock {self.path}"
+            " (another process holds it; TASKCENTER_SQLITE_LOCK_TIMEOUT)"
+        )
 
     def __enter__(self):
         self.acquire()
@@ -106,7 +159,24 @@ class WriterLock:
     def release(self) -> None:
         if self.held:
             self.held = False
+            now = time.time()
+            if now - self.held_since >= LONG_HOLD_SECONDS:
+                try:
+                    os.pwrite(self._fd, _STAMP.pack(self.held_since, now), 0)
+                except OSError:
+                    logger.warning("could not record a long hold of the SQLite write lock", exc_info=True)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def unwritable(self) -> tuple[float, float]:
+        """While held: the last period ``(start, end)`` (``time.time()``) the database could not be
+        written for a while — the last hold of :data:`LONG_HOLD_SECONDS` or more — or
+        ``(0.0, 0.0)`` if none is known. When this acquire waited that long for a hold nobody
+        recorded (its holder died, or is not this backend), its start is unknown: ``0.0``."""
+        data = os.pread(self._fd, _STAMP.size, 0)
+        start, end = _STAMP.unpack(data) if len(data) == _STAMP.size else (0.0, 0.0)
+        if self.waited >= LONG_HOLD_SECONDS and end < self.held_since - self.waited:
+            return 0.0, self.held_since
+        return start, end
 
     def checkpoint_when_due(self) -> None:
         """After a write, with the lock let go: ask this process's checkpoint thread for a passive
@@ -301,6 +371,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
         params = super().get_connection_params()
         params["factory"] = Connection
         return params
+
+    def unwritable(self) -> tuple[float, float]:
+        """Inside a transaction: see :meth:`WriterLock.unwritable` (none known for an in-memory
+        database, which has no write lock)."""
+        lock = self.connection.writer_lock
+        return lock.unwritable() if lock is not None else (0.0, 0.0)
 
     def get_new_connection(self, conn_params):
         connection = super().get_new_connection(conn_params)

@@ -1,7 +1,8 @@
+import logging
 import time
 
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from tasks.runtime.watchdog import sweep
 
@@ -15,7 +16,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, loop, interval, **options):
         while True:
-            counts = sweep()
+            try:
+                counts = sweep()
+            except DatabaseError:
+                if not loop:
+                    raise
+                # The database is unavailable for now (or its write lock held past its deadline):
+                # the next sweep tries again.
+                logging.getLogger("taskcenter.watchdog").exception("watchdog sweep failed")
+                counts = {}
             if not loop:
                 self.stdout.write(" ".join(f"{key}={value}" for key, value in counts.items()))
                 return
