@@ -8,7 +8,13 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from tasks.admin_helpers import ServiceDeleteMixin, progress_bar, run_task_operation, status_badge
+from tasks.admin_helpers import (
+    ObjectIdMixin,
+    ServiceDeleteMixin,
+    progress_bar,
+    run_task_operation,
+    status_badge,
+)
 from tasks.audit import using_indexes
 from tasks.models import AuditLog, Task, TaskLog
 from tasks.services import task_delete
@@ -27,7 +33,7 @@ def pretty_json(value):
 
 
 @admin.register(Task)
-class TaskAdmin(ServiceDeleteMixin, admin.ModelAdmin):
+class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
     list_display = (
         "short_id",
         "status_badge",
@@ -133,12 +139,13 @@ class TaskAdmin(ServiceDeleteMixin, admin.ModelAdmin):
             return mark_safe(render_statistics_result(task.result))  # rendered by an autoescaping template
         return pretty_json(task.result)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "task_logs": self._logs_page(request, object_id)}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Here, not in change_view: the task exists (its id was valid and found).
+        context["task_logs"] = self._logs_page(request, obj.pk)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @staticmethod
-    def _logs_page(request, object_id) -> dict:
+    def _logs_page(request, task_id) -> dict:
         """One page of the task's logs, oldest first, from a minimum level (?log_level, ?log_page)."""
         from django.core.paginator import Paginator
 
@@ -147,7 +154,7 @@ class TaskAdmin(ServiceDeleteMixin, admin.ModelAdmin):
             level = LogLevel.from_name(level_name)
         except ValueError:
             level_name, level = "debug", LogLevel.DEBUG
-        logs = TaskLog.objects.filter(task_id=object_id, level__gte=level).order_by("id")
+        logs = TaskLog.objects.filter(task_id=task_id, level__gte=level).order_by("id")
         page = Paginator(logs, LOGS_PER_PAGE).get_page(request.GET.get("log_page"))
         return {
             "rows": [
@@ -225,7 +232,7 @@ class TaskAdmin(ServiceDeleteMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ObjectIdMixin, admin.ModelAdmin):
     """Read-only for everyone, superusers included."""
 
     list_display = ("created_at", "actor_name", "action", "target_type", "target_id", "from_status", "to_status")

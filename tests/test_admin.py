@@ -348,3 +348,30 @@ def test_audit_log_filters_find_routine_worker_rows_and_operators_rows_alike(adm
     assert count("actor_name=operator") == 1
     assert count("actor_name=operator&action=task.create") == 1
     assert count("actor_name=operator&action=worker.claim") == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{TASKS}not-a-uuid/change/",
+        f"{TASKS}not-a-uuid/delete/",
+        f"{TASKS}not-a-uuid/history/",
+        f"{BATCHES}abc/change/",
+        "/admin/tasks/auditlog/abc/change/",
+    ],
+)
+def test_an_object_url_whose_id_cannot_be_a_primary_key_is_a_404_without_querying_the_table(admin_client, url):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    canaries(1)
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(url)
+    assert response.status_code == 404
+    # The session and the user are looked up (authentication); no model table is read.
+    tables = ("tasks_", "batches_")
+    assert [query["sql"] for query in captured if any(name in query["sql"] for name in tables)] == []
+
+
+def test_starting_a_batch_whose_id_is_not_a_number_is_a_404(operator):
+    assert login(operator).post(f"{BATCHES}abc/start/").status_code == 404
