@@ -272,3 +272,27 @@ def test_the_delete_page_of_an_import_counts_its_staged_rows_instead_of_listing_
     response = admin_client.post(f"/admin/tasks/task/{task.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not Task.objects.filter(pk=task.pk).exists() and not AssessmentRecord.with_staged.exists()
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        (b"S3,SCH\xe9,7,7-1,academic,math,80,2025-06-01\n", "line 6: not valid UTF-8"),
+        (b"S3,SCH\x001,7,7-1,academic,math,80,2025-06-01\n", "line 6: a NUL byte"),
+        (b"S3,SCH1,7,7-1,academic,math,80,2025-06-01," + b"x" * 70_000 + b"\n", "line 6: longer than 65536 characters"),
+        (b'S3,SCH1,7,7-1,academic,math,80,"2025-06-01\n' + b"x\n" * 70_000, "line 6: a field longer than"),
+        (b"S3,SCH1,7,7-1,academic," + b"m" * 10_000 + b",80,2025-06-01\n", "line 6: unknown indicator 'mmmmm"),
+    ],
+    ids=["invalid-utf8", "nul-byte", "long-line", "unclosed-quote", "long-field"],
+)
+def test_an_import_task_meeting_a_malformed_line_fails_as_data_error_naming_it_and_drops_what_it_staged(
+    db, import_dir, bad_line, message
+):
+    (import_dir / "bad.csv").write_bytes((HEADER + "".join(GOOD) + GOOD[0]).encode() + bad_line + GOOD[1].encode())
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "bad.csv"})
+    run_task(str(task.pk))
+    task.refresh_from_db()
+    assert (task.status, task.error_category) == ("failed", "data")
+    assert message in task.error_message and "nothing was imported" in task.error_message
+    assert len(task.error_message) < 300  # the offending value is not copied into the message
+    assert not AssessmentRecord.with_staged.exists()  # two batches of two rows were staged before it
