@@ -248,7 +248,8 @@ def discard_staged_by(import_task_ids: list) -> int:
     deleted = 0
     while ids := list(staged.values_list("pk", flat=True)[:BATCH_ROWS]):
         with transaction.atomic():
-            deleted += AssessmentRecord.with_staged.filter(pk__in=ids).delete()[0]
+            # Still staged: a completion may have published them since they were selected.
+            deleted += staged.filter(pk__in=ids).delete()[0]
     return deleted
 
 

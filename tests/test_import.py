@@ -296,3 +296,31 @@ def test_an_import_task_meeting_a_malformed_line_fails_as_data_error_naming_it_a
     assert message in task.error_message and "nothing was imported" in task.error_message
     assert len(task.error_message) < 300  # the offending value is not copied into the message
     assert not AssessmentRecord.with_staged.exists()  # two batches of two rows were staged before it
+
+
+def test_an_import_whose_staged_rows_go_while_it_runs_publishes_nothing_and_a_retry_starts_over(
+    db, import_dir, monkeypatch
+):
+    from tasks.services import task_retry
+
+    big_file(import_dir / "big.csv", 9)
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
+
+    def delete_the_first_batch(task_id):
+        # As a deletion of the task does, a batch per transaction, racing with a retry that
+        # passed its start-of-run check already.
+        first = AssessmentRecord.with_staged.filter(import_task_id=task_id).order_by("pk")[:2]
+        AssessmentRecord.with_staged.filter(pk__in=list(first.values_list("pk", flat=True))).delete()
+
+    stop_after_batches(monkeypatch, 3, delete_the_first_batch)
+    assert run_task(str(task.pk)) == "failed"
+    task.refresh_from_db()
+    assert (task.status, task.error_category, task.result) == ("failed", "system", None)
+    assert "7 staged rows of the 9 counted" in task.error_message
+    assert not AssessmentRecord.objects.exists()  # no part of the file published as the whole
+
+    monkeypatch.undo()
+    monkeypatch.setattr("batches.importer.BATCH_ROWS", 2)
+    task_retry(actor=SYSTEM, task_id=task.pk)
+    assert run_task(str(task.pk)) == "completed"
+    assert sorted(AssessmentRecord.objects.values_list("student_id", flat=True)) == [f"S{i:07d}" for i in range(9)]
