@@ -14,7 +14,14 @@ from batches.services import active_task, batch_cancel, batch_create, batch_dele
 from batches.sources import sources, validate_batch_config
 from taskcenter.errors import ServiceError
 from tasks.actors import Actor
-from tasks.admin_helpers import ServiceDeleteMixin, progress_bar, run_bulk_action, status_badge
+from tasks.admin_helpers import (
+    ObjectIdMixin,
+    ServiceDeleteMixin,
+    object_pk_or_404,
+    progress_bar,
+    run_bulk_action,
+    status_badge,
+)
 from tasks.states import Trigger
 
 
@@ -52,7 +59,7 @@ class BatchForm(forms.ModelForm):
 
 
 @admin.register(Batch)
-class BatchAdmin(ServiceDeleteMixin, admin.ModelAdmin):
+class BatchAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
     form = BatchForm
     list_display = (
         "batch_code",
@@ -128,7 +135,7 @@ class BatchAdmin(ServiceDeleteMixin, admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not self.has_start_permission(request):
             raise PermissionDenied
-        batch = get_object_or_404(Batch, pk=object_id)
+        batch = get_object_or_404(Batch, pk=object_pk_or_404(self.opts, object_id))
         try:
             task = batch_start(actor=Actor.from_request(request), batch_code=batch.batch_code, trigger=Trigger.MANUAL)
         except ServiceError as exc:

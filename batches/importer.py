@@ -7,6 +7,9 @@ records it; the management command imports in one transaction.
 Columns (header row required, any order): ``student_id, school, grade, class, dimension,
 indicator, score, assessed_at``. ``score`` may be empty (a missing score); ``assessed_at`` is
 ``YYYY-MM-DD``; the indicator must belong to the dimension in the ``student_assessments`` source.
+The file is UTF-8 (a BOM is allowed); a line that is not, contains a NUL byte, or is longer than
+:data:`MAX_LINE_CHARS` stops the import whatever ``skip_invalid`` says (the file as a whole is
+not what it should be), as does a quoted field that never closes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ from batches.assessments import INDICATORS
 from batches.models import AssessmentRecord
 
 COLUMNS = ("student_id", "school", "grade", "class", "dimension", "indicator", "score", "assessed_at")
+#: A line longer than this stops the import (a row has a few hundred characters; the bound keeps
+#: a file without line breaks from being read into memory whole).
+MAX_LINE_CHARS = 65_536
+#: Characters of a bad value quoted in an error message.
+SHOWN_CHARS = 40
 BATCH_ROWS = 5_000
 
 
@@ -70,29 +78,34 @@ class ImportReport:
         )
 
 
+def _shown(value: str) -> str:
+    """``value`` for an error message, cut to :data:`SHOWN_CHARS` characters."""
+    return value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "…"
+
+
 def _parse(row: dict) -> tuple:
     for column in COLUMNS:
         if column not in ("class", "score") and not (row.get(column) or "").strip():
             raise ValueError(f"{column} is empty")
     dimension = row["dimension"].strip()
     if dimension not in INDICATORS:
-        raise ValueError(f"unknown dimension {dimension!r} (expected one of {', '.join(INDICATORS)})")
+        raise ValueError(f"unknown dimension {_shown(dimension)!r} (expected one of {', '.join(INDICATORS)})")
     indicator = row["indicator"].strip()
     if indicator not in INDICATORS[dimension]:
-        raise ValueError(f"unknown indicator {indicator!r} for dimension {dimension}")
+        raise ValueError(f"unknown indicator {_shown(indicator)!r} for dimension {dimension}")
     raw_score = (row.get("score") or "").strip()
     score = None
     if raw_score:
         try:
             score = float(raw_score)
         except ValueError:
-            raise ValueError(f"score {raw_score!r} is not a number") from None
+            raise ValueError(f"score {_shown(raw_score)!r} is not a number") from None
         if not math.isfinite(score) or not 0 <= score <= 100:
-            raise ValueError(f"score {raw_score} is outside 0–100")
+            raise ValueError(f"score {_shown(raw_score)} is outside 0–100")
     try:
         assessed = dt.date.fromisoformat(row["assessed_at"].strip())
     except ValueError:
-        raise ValueError(f"assessed_at {row['assessed_at']!r} is not a date (YYYY-MM-DD)") from None
+        raise ValueError(f"assessed_at {_shown(row['assessed_at'])!r} is not a date (YYYY-MM-DD)") from None
     fields = [row["student_id"].strip(), row["school"].strip(), row["grade"].strip(), (row.get("class") or "").strip()]
     limits = (32, 64, 16, 32)
     for name, value, limit in zip(("student_id", "school", "grade", "class"), fields, limits, strict=True):
@@ -102,7 +115,41 @@ def _parse(row: dict) -> tuple:
 
 
 def open_csv(path: Path):
+    """The file, opened for :func:`read_batches`."""
     return open(path, newline="", encoding="utf-8-sig")
+
+
+def _lines(handle) -> Iterator[str]:
+    """The lines of a file opened by :func:`open_csv`; :class:`ImportFailed` naming the first that
+    is not UTF-8, contains a NUL byte or is longer than :data:`MAX_LINE_CHARS`."""
+    number = 0
+    try:
+        while line := handle.readline(MAX_LINE_CHARS + 1):
+            number += 1
+            if len(line) > MAX_LINE_CHARS:
+                raise ImportFailed(f"longer than {MAX_LINE_CHARS} characters", line=number)
+            if "\x00" in line:
+                raise ImportFailed("a NUL byte", line=number)
+            yield line
+    except UnicodeDecodeError:
+        # Decoded ahead a block at a time: the bad byte is in this line or a later one.
+        raise ImportFailed("not valid UTF-8", line=_undecodable_line(handle.buffer, after=number)) from None
+
+
+def _undecodable_line(raw, *, after: int) -> int:
+    """The number of the first line of the binary file ``raw`` past line ``after`` that is not
+    UTF-8 (lines up to ``after`` decoded)."""
+    raw.seek(0)
+    for _ in range(after):
+        raw.readline()
+    number = after
+    while line := raw.readline():
+        number += 1
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return number
+    return number
 
 
 def read_batches(
@@ -113,22 +160,23 @@ def read_batches(
     skip_rows: int = 0,
     while_skipping: Callable[[], None] | None = None,
 ) -> Iterator[tuple]:
-    """Parse an open CSV file: yields ``(rows, rows_read)`` — up to :data:`BATCH_ROWS` parsed rows,
-    and how many data rows of the file have been read so far (valid or not) — and a last batch,
-    possibly empty, at the end of the file. The first ``skip_rows`` data rows are passed over (an
-    earlier run imported them), calling ``while_skipping()`` every :data:`BATCH_ROWS` rows (a
-    job's check: heartbeat, cancel, pause). An invalid row raises :class:`ImportFailed`, or is
-    recorded in ``report`` when ``skip_invalid``.
+    """Parse a CSV file opened by :func:`open_csv`: yields ``(rows, rows_read)`` — up to
+    :data:`BATCH_ROWS` parsed rows, and how many data rows of the file have been read so far
+    (valid or not) — and a last batch, possibly empty, at the end of the file. The first
+    ``skip_rows`` data rows are passed over (an earlier run imported them), calling
+    ``while_skipping()`` every :data:`BATCH_ROWS` rows (a job's check: heartbeat, cancel, pause).
+    An invalid row raises :class:`ImportFailed`, or is recorded in ``report`` when
+    ``skip_invalid``; a malformed line (see the module) raises it in any case.
     """
-    reader = csv.DictReader(handle)
-    header = [name.strip() for name in (reader.fieldnames or [])]
+    reader = csv.DictReader(_lines(handle))
+    header = [name.strip() for name in (_next_row(reader, fieldnames=True) or [])]
     missing = [column for column in COLUMNS if column not in header]
     if missing:
         raise ImportFailed(f"missing column(s): {', '.join(missing)}", line=1)
     reader.fieldnames = header
     batch: list[tuple] = []
     rows_read = 0
-    for row in reader:
+    while (row := _next_row(reader)) is not None:
         rows_read += 1
         if rows_read <= skip_rows:
             if while_skipping is not None and rows_read % BATCH_ROWS == 0:
@@ -150,6 +198,21 @@ def read_batches(
             yield batch, rows_read
             batch = []
     yield batch, rows_read
+
+
+def _next_row(reader: csv.DictReader, *, fieldnames: bool = False):
+    """The reader's next row (or its header), None at the end of the file; a field longer than
+    the csv module's limit (a quote that never closes) is :class:`ImportFailed` naming the
+    line where its row began."""
+    first_line = reader.line_num + 1
+    try:
+        return reader.fieldnames if fieldnames else next(reader)
+    except StopIteration:
+        return None
+    except csv.Error:
+        limit = csv.field_size_limit()
+        message = f"a field longer than {limit} characters (a quote never closed?)"
+        raise ImportFailed(message, line=first_line) from None
 
 
 def insert_rows(rows: list[tuple], *, import_task_id=None) -> None:
@@ -185,7 +248,8 @@ def discard_staged_by(import_task_ids: list) -> int:
     deleted = 0
     while ids := list(staged.values_list("pk", flat=True)[:BATCH_ROWS]):
         with transaction.atomic():
-            deleted += AssessmentRecord.with_staged.filter(pk__in=ids).delete()[0]
+            # Still staged: a completion may have published them since they were selected.
+            deleted += staged.filter(pk__in=ids).delete()[0]
     return deleted
 
 

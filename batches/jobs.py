@@ -29,7 +29,7 @@ from batches.models import AssessmentRecord
 from batches.sources import CALCULATION_TYPES, DEFAULT_HISTOGRAM_BINS, get_source, validate_batch_config
 from taskcenter.api.serializers import StrictBooleanField
 from taskcenter.errors import InvalidInput, NotFound
-from tasks.runtime.errors import ConfigurationError, DataError
+from tasks.runtime.errors import ConfigurationError, DataError, RetryableError
 from tasks.runtime.files import remove_task_files, task_files_dir
 from tasks.runtime.registry import register
 
@@ -340,10 +340,23 @@ def import_assessments_job(ctx):
         ctx.clear_checkpoint()
         ctx.flush()  # a failure keeps the last checkpoint written: this one says "from the start"
         raise DataError(f"{path.name}: {exc}; nothing was imported") from None
-    ctx.on_complete(lambda: publish_staged(ctx.task_id))
+    counted = report.imported
+    ctx.on_complete(lambda: _publish(ctx.task_id, counted))
     for line, error in report.skipped:
         ctx.log("warn", f"skipped line {line}: {error}", line=line)
     return {"file": ctx.params["path"], **report.as_dict()}
+
+
+def _publish(task_id, counted: int) -> None:
+    """Publish the task's staged rows — all ``counted`` of them, or none (the completion's
+    transaction rolls back and the run fails): rows deleted meanwhile, by a deletion of the task
+    racing with its retry, would otherwise make part of the file pass for the whole."""
+    published = publish_staged(task_id)
+    if published != counted:
+        raise RetryableError(
+            f"{published} staged rows of the {counted} counted are left (deleted meanwhile): nothing was"
+            " published; a retry starts over"
+        )
 
 
 def _stage_rows(ctx, rows: list[tuple], position: dict, report: ImportReport) -> None:

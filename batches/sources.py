@@ -18,6 +18,9 @@ DEFAULT_HISTOGRAM_BINS = 20
 MAX_HISTOGRAM_BINS = 200
 CONFIG_KEYS = {"include_dimensions", "calculation_types", "filters", "histogram_bins"}
 FILTER_KEYS = {"schools", "grades", "assessed_from", "assessed_to"}
+#: Most values a list in a config may have (``filters.schools`` …): each is a bound parameter of
+#: the statistics queries, and the config is copied into every task the batch starts.
+MAX_LIST_VALUES = 1_000
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ def _string_list(errors: dict, key: str, value, *, allowed=None, required=False,
         return []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         errors.setdefault(key, []).append("Expected a list of strings.")
+        return []
+    if len(value) > MAX_LIST_VALUES:
+        errors.setdefault(key, []).append(f"At most {MAX_LIST_VALUES} values.")
         return []
     if required and not value:
         errors.setdefault(key, []).append("Give at least one value.")

@@ -292,6 +292,8 @@ TASKCENTER_REQUEUE_AFTER_SECONDS = env_int("TASKCENTER_REQUEUE_AFTER_SECONDS", 6
 TASKCENTER_RETRY_BACKOFF_SCALE = float(env_str("TASKCENTER_RETRY_BACKOFF_SCALE", "1.0"))
 #: Finished tasks older than this many days are deleted by the daily maintenance.purge task.
 TASKCENTER_RETENTION_DAYS = env_int("TASKCENTER_RETENTION_DAYS", 30, minimum=1)
+#: Audit rows older than this many days are deleted by the same purge.
+TASKCENTER_AUDIT_RETENTION_DAYS = env_int("TASKCENTER_AUDIT_RETENTION_DAYS", 365, minimum=1)
 #: Diagnostics: when set, the canary job appends each finished step to <dir>/<task id>.steps so
 #: that end-to-end tests can count executed steps across workers.
 TASKCENTER_CANARY_TRACE_DIR = env_str("TASKCENTER_CANARY_TRACE_DIR")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.deletion import get_candidate_relations_to_delete
+from django.http import Http404
 from django.shortcuts import redirect
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
@@ -33,6 +36,33 @@ def deletion_summary(model_admin, request, objs):
     perms_needed = set() if model_admin.has_delete_permission(request) else {opts.verbose_name}
     deleted = [format_html("{}: {}", capfirst(opts.verbose_name), obj) for obj in objs]
     return deleted, model_count, perms_needed, []
+
+
+def object_pk_or_404(opts, object_id: str):
+    """The primary key an admin URL's ``object_id`` names, or :class:`~django.http.Http404` when
+    it cannot be one of ``opts``' model (``not-a-uuid`` for a task): refused before any query."""
+    try:
+        return opts.pk.to_python(unquote(object_id))
+    except ValidationError:
+        raise Http404(f"{object_id!r} is not a {opts.verbose_name} id") from None
+
+
+class ObjectIdMixin:
+    """For a ModelAdmin: the change, delete and history pages of an id that cannot be a primary
+    key are a 404 (Django's own answer is a redirect to the admin index with "… doesn't exist",
+    after the custom change views here have already queried with it)."""
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        object_pk_or_404(self.opts, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        object_pk_or_404(self.opts, object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        object_pk_or_404(self.opts, object_id)
+        return super().history_view(request, object_id, extra_context)
 
 
 class ServiceDeleteMixin:

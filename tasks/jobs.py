@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from taskcenter.api.serializers import StrictFloatField, StrictIntegerField
-from tasks.models import Task, TaskLog
+from tasks.models import AuditLog, Task, TaskLog
 from tasks.runtime.errors import RetryableError
 from tasks.runtime.files import sweep_task_files
 from tasks.runtime.registry import register
@@ -102,21 +102,37 @@ class PurgeParams(serializers.Serializer):
 @register(
     "maintenance.purge",
     stages=[("purge", 1.0)],
-    description="Deletes finished tasks and their logs older than N days, in chunks.",
+    description=(
+        "Deletes finished tasks and their logs older than N days, and audit rows older than the audit retention,"
+        " in chunks."
+    ),
     timeout_seconds=3600,
     max_attempts=2,
     params=PurgeParams,
     permissions=("tasks.delete_task",),
 )
 def purge(ctx):
-    cutoff = timezone.now() - timedelta(days=int(ctx.params["days"]))
+    now = timezone.now()
+    cutoff = now - timedelta(days=int(ctx.params["days"]))
+    audit_cutoff = now - timedelta(days=settings.TASKCENTER_AUDIT_RETENTION_DAYS)
     chunk = int(ctx.params.get("chunk_size", 500))
     old = Task.objects.filter(status__in=FINISHED_STATUSES, completed_at__lt=cutoff)
-    total = old.count()
+    # Unordered: read through the created_at index (the model's newest-first order would scan
+    # every newer row first).
+    old_audit = AuditLog.objects.filter(created_at__lt=audit_cutoff).order_by()
+    total = old.count() + old_audit.count()
     ctx.stage("purge")
     deleted_tasks = int(ctx.checkpoint.get("deleted_tasks", 0))
     deleted_logs = int(ctx.checkpoint.get("deleted_logs", 0))
+    deleted_audit = int(ctx.checkpoint.get("deleted_audit_rows", 0))
     done = 0
+
+    def save_progress():
+        ctx.save_checkpoint(
+            {"deleted_tasks": deleted_tasks, "deleted_logs": deleted_logs, "deleted_audit_rows": deleted_audit}
+        )
+        ctx.progress(done, total)
+
     while True:
         ids = list(old.values_list("pk", flat=True)[:chunk])
         if not ids:
@@ -129,14 +145,24 @@ def purge(ctx):
         deleted_logs += logs
         deleted_tasks += per_model.get("tasks.Task", 0)
         done += len(ids)
-        ctx.save_checkpoint({"deleted_tasks": deleted_tasks, "deleted_logs": deleted_logs})
-        ctx.progress(done, total)
+        save_progress()
+    while ids := list(old_audit.values_list("pk", flat=True)[:chunk]):
+        with transaction.atomic():
+            deleted_audit += AuditLog.objects.filter(pk__in=ids).delete()[0]
+        done += len(ids)
+        save_progress()
     # Deleting a task removes its files on the machine that deleted it; these are the rest.
-    swept = sweep_task_files()
-    ctx.log("info", f"purged {deleted_tasks} tasks and {deleted_logs} log lines finished before {cutoff.isoformat()}")
+    swept = sweep_task_files(paused_before=cutoff)
+    ctx.log(
+        "info",
+        f"purged {deleted_tasks} tasks and {deleted_logs} log lines finished before {cutoff.isoformat()}"
+        f" and {deleted_audit} audit rows written before {audit_cutoff.isoformat()}",
+    )
     return {
         "cutoff": cutoff.isoformat(),
+        "audit_cutoff": audit_cutoff.isoformat(),
         "deleted_tasks": deleted_tasks,
         "deleted_logs": deleted_logs,
+        "deleted_audit_rows": deleted_audit,
         "swept_file_dirs": swept,
     }

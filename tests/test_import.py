@@ -272,3 +272,55 @@ def test_the_delete_page_of_an_import_counts_its_staged_rows_instead_of_listing_
     response = admin_client.post(f"/admin/tasks/task/{task.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not Task.objects.filter(pk=task.pk).exists() and not AssessmentRecord.with_staged.exists()
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        (b"S3,SCH\xe9,7,7-1,academic,math,80,2025-06-01\n", "line 6: not valid UTF-8"),
+        (b"S3,SCH\x001,7,7-1,academic,math,80,2025-06-01\n", "line 6: a NUL byte"),
+        (b"S3,SCH1,7,7-1,academic,math,80,2025-06-01," + b"x" * 70_000 + b"\n", "line 6: longer than 65536 characters"),
+        (b'S3,SCH1,7,7-1,academic,math,80,"2025-06-01\n' + b"x\n" * 70_000, "line 6: a field longer than"),
+        (b"S3,SCH1,7,7-1,academic," + b"m" * 10_000 + b",80,2025-06-01\n", "line 6: unknown indicator 'mmmmm"),
+    ],
+    ids=["invalid-utf8", "nul-byte", "long-line", "unclosed-quote", "long-field"],
+)
+def test_an_import_task_meeting_a_malformed_line_fails_as_data_error_naming_it_and_drops_what_it_staged(
+    db, import_dir, bad_line, message
+):
+    (import_dir / "bad.csv").write_bytes((HEADER + "".join(GOOD) + GOOD[0]).encode() + bad_line + GOOD[1].encode())
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "bad.csv"})
+    run_task(str(task.pk))
+    task.refresh_from_db()
+    assert (task.status, task.error_category) == ("failed", "data")
+    assert message in task.error_message and "nothing was imported" in task.error_message
+    assert len(task.error_message) < 300  # the offending value is not copied into the message
+    assert not AssessmentRecord.with_staged.exists()  # two batches of two rows were staged before it
+
+
+def test_an_import_whose_staged_rows_go_while_it_runs_publishes_nothing_and_a_retry_starts_over(
+    db, import_dir, monkeypatch
+):
+    from tasks.services import task_retry
+
+    big_file(import_dir / "big.csv", 9)
+    task = task_create(actor=SYSTEM, task_type="import_assessments", params={"path": "big.csv"})
+
+    def delete_the_first_batch(task_id):
+        # As a deletion of the task does, a batch per transaction, racing with a retry that
+        # passed its start-of-run check already.
+        first = AssessmentRecord.with_staged.filter(import_task_id=task_id).order_by("pk")[:2]
+        AssessmentRecord.with_staged.filter(pk__in=list(first.values_list("pk", flat=True))).delete()
+
+    stop_after_batches(monkeypatch, 3, delete_the_first_batch)
+    assert run_task(str(task.pk)) == "failed"
+    task.refresh_from_db()
+    assert (task.status, task.error_category, task.result) == ("failed", "system", None)
+    assert "7 staged rows of the 9 counted" in task.error_message
+    assert not AssessmentRecord.objects.exists()  # no part of the file published as the whole
+
+    monkeypatch.undo()
+    monkeypatch.setattr("batches.importer.BATCH_ROWS", 2)
+    task_retry(actor=SYSTEM, task_id=task.pk)
+    assert run_task(str(task.pk)) == "completed"
+    assert sorted(AssessmentRecord.objects.values_list("student_id", flat=True)) == [f"S{i:07d}" for i in range(9)]

@@ -85,7 +85,8 @@ class TaskContext:
         """Run ``hook()`` in the transaction that records this execution's completion, after its
         compare-and-set succeeded: what it writes becomes visible with the result, or never (a
         cancel or pause that got there first, a failure). For work the job staged out of sight
-        — an import's rows — that must appear only if the task completes."""
+        — an import's rows — that must appear only if the task completes. A hook that raises a
+        :class:`~tasks.runtime.errors.JobError` refuses the completion: the run fails with it."""
         self.completion_hooks.append(hook)
 
     def clear_checkpoint(self) -> None:

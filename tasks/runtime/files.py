@@ -4,7 +4,8 @@ A checkpoint in the database says where a job stopped; a job whose state is too 
 statistics job's loaded chunks) keeps the rest here, so that a resume or retry continues without
 redoing the work. The files live as long as the task can still continue: they are removed when
 the task is deleted (here, after the deletion commits) and by the daily purge's sweep, which also
-finds what a deletion on another machine left on this one.
+finds what a deletion on another machine left on this one, and what a task paused for longer
+than the retention keeps.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ def remove_task_files(task_id) -> None:
     shutil.rmtree(task_files_dir(task_id), ignore_errors=True)
 
 
-def sweep_task_files() -> int:
-    """Remove the files of tasks that no longer exist or have completed; return how many
-    directories went. Directories that are not named after a task are left alone."""
+def sweep_task_files(*, paused_before) -> int:
+    """Remove the files of tasks that no longer exist, have completed, or are paused since before
+    ``paused_before`` (a resume loads again); return how many directories went. Directories that
+    are not named after a task are left alone."""
     from tasks.models import Task
     from tasks.states import TaskStatus
 
@@ -45,6 +47,7 @@ def sweep_task_files() -> int:
         keep.update(
             Task.objects.filter(pk__in=ids[start : start + 500])
             .exclude(status=TaskStatus.COMPLETED)
+            .exclude(status=TaskStatus.PAUSED, updated_at__lt=paused_before)
             .values_list("pk", flat=True)
         )
     removed = 0
@@ -53,7 +56,7 @@ def sweep_task_files() -> int:
             shutil.rmtree(root / name, ignore_errors=True)
             removed += 1
     if removed:
-        logger.info("removed the files of %d finished or deleted tasks from %s", removed, root)
+        logger.info("removed the files of %d completed, deleted or long paused tasks from %s", removed, root)
     return removed
 
 

@@ -91,7 +91,12 @@ def run_task(task_id: str) -> str:
         message = f"{exc.__class__.__name__}: {exc}"
         _fail(job_task.pk, execution_id, ctx, ErrorCategory.SYSTEM, message, traceback.format_exc(), job)
         return "failed"
-    if _complete(ctx, result):
+    try:
+        completed = _complete(ctx, result)
+    except JobError as exc:  # a completion hook refused it: rolled back with everything it wrote
+        _fail(job_task.pk, execution_id, ctx, exc.category, str(exc), traceback.format_exc(), job)
+        return "failed"
+    if completed:
         metrics.TASK_DURATION.labels(job.name).observe(time.monotonic() - started)
     return "completed"
 
