@@ -20,6 +20,9 @@ from taskcenter.config import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TASKCENTER_VAR_DIR", str(BASE_DIR / "var")))
+# The installation's private state (SQLite file, generated secrets, counters) lives here: made
+# owner-only before anything is written into it, whichever process starts first.
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 # --- Core -------------------------------------------------------------------------------------
 
@@ -117,11 +120,11 @@ USE_TZ = True
 # --- Static files -----------------------------------------------------------------------------
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-}
+# WhiteNoise serves the static files (the admin's, Swagger UI's, ReDoc's) straight from the
+# installed apps, read once when a web process starts: no collectstatic step to forget or to
+# repeat on every web host after an upgrade. Django's default storage, so URLs carry no hash;
+# browsers keep a file for WhiteNoise's 60 s.
+WHITENOISE_USE_FINDERS = True
 
 # --- Security ---------------------------------------------------------------------------------
 
@@ -162,7 +165,8 @@ TASKCENTER_ALERT_WEBHOOK = env_str("TASKCENTER_ALERT_WEBHOOK")
 
 # "default" serves API throttling; "cluster" holds django-q2's cluster statistics, which the web
 # processes read (live clusters, queue depth). Both must be shared by all processes: Redis when
-# REDIS_URL is set, otherwise files on this machine and a database table.
+# REDIS_URL is set, otherwise files on this machine and a database table (created by migrate:
+# tasks/migrations/0008_cluster_cache_table.py).
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {
