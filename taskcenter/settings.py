@@ -6,6 +6,8 @@ Defaults give a working single-machine install: SQLite under ``var/`` and django
 
 from __future__ import annotations
 
+import ipaddress
+from datetime import timedelta
 from pathlib import Path
 
 from taskcenter.config import (
@@ -34,6 +36,18 @@ if not SECRET_KEY:
         raise ConfigError("SECRET_KEY is not set; set it (or DEBUG=1 for a development key)")
     SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"
 
+
+def env_networks(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of CIDRs (``10.0.0.0/8,::1/128``); a malformed one stops start-up."""
+    networks = env_list(name, default)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {network!r} is not an IP network (use CIDRs such as 10.0.0.0/8)")
+    return networks
+
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -50,6 +64,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "tasks.apps.TasksConfig",
     "batches.apps.BatchesConfig",
 ]
@@ -67,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # --- Operations -------------------------------------------------------------------------------
@@ -76,8 +93,13 @@ MIDDLEWARE = [
 PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
 #: /metrics answers requests bearing this token (``Authorization: Bearer …``) …
 METRICS_TOKEN = env_str("METRICS_TOKEN")
-#: … and requests from these networks (comma-separated CIDRs; empty: none).
-METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+#: … and requests from clients in these networks (comma-separated CIDRs; empty: none). A request
+#: forwarded by a proxy that is not in TRUSTED_PROXIES gets nothing from its peer's network.
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+#: Reverse proxies whose X-Forwarded-For is believed (comma-separated CIDRs; empty: none). The
+#: client's address (audit log, anonymous throttle, /metrics, login lockout) is then read from it
+#: (taskcenter/proxies.py); from any other peer the header is ignored.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", [])
 #: How often each worker process reports its CPU, memory and task count (seconds).
 TASKCENTER_RESOURCE_INTERVAL = float(env_str("TASKCENTER_RESOURCE_INTERVAL", "5"))
 
@@ -143,6 +165,21 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 # Largest request body accepted (bytes); larger bodies are answered 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024, minimum=1024)
+
+# The admin login: django-axes counts failed logins per user name and per client address (each
+# locks on its own) and refuses further attempts for a while.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "taskcenter.proxies.client_address"
+AXES_LOCKOUT_CALLABLE = "taskcenter.views.login_locked_out"
+AXES_RESET_ON_SUCCESS = True
+# Successful logins are not kept (the table would only grow); failures are, until they cool off.
+AXES_DISABLE_ACCESS_LOG = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,14 +1,21 @@
-"""Process-level endpoints that live outside the versioned API: health, readiness, metrics."""
+"""Process-level endpoints that live outside the versioned API: health, readiness, metrics; and
+the admin login's lockout page."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
+import math
 import secrets
 
 from django.conf import settings
+from django.contrib import admin
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from taskcenter.proxies import client_address, forwarded_by_unknown_proxy, in_networks
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +118,9 @@ def _metrics_allowed(request) -> bool:
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer ") and secrets.compare_digest(header[7:].strip(), token):
         return True
-    try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
+    if forwarded_by_unknown_proxy(request):
         return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in settings.METRICS_ALLOWED_NETWORKS)
+    return in_networks(client_address(request), settings.METRICS_ALLOWED_NETWORKS)
 
 
 def metrics(request):
@@ -127,3 +132,17 @@ def metrics(request):
     from taskcenter.metrics import render
 
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
+
+
+def login_locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer to a login attempt while its user name or client address is locked
+    out: 429 and the admin's own page saying why and for how long."""
+    minutes = math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60)
+    message = ngettext(
+        "Too many failed logins for this user or from this address. Try again in %(minutes)d minute.",
+        "Too many failed logins for this user or from this address. Try again in %(minutes)d minutes.",
+        minutes,
+    ) % {"minutes": minutes}
+    context = {**admin.site.each_context(request), "title": _("Log in"), "message": message}
+    # Rendered now: AxesMiddleware hands this response out in place of the view's.
+    return render(request, "admin/login_locked_out.html", context, status=429)
