@@ -38,10 +38,13 @@ def from_trusted_proxy(request) -> bool:
     return in_networks(request.META.get("REMOTE_ADDR"), settings.TRUSTED_PROXIES)
 
 
-def forwarded_by_unknown_proxy(request) -> bool:
-    """A request that names a client it was forwarded for, from a peer that is not a trusted
-    proxy: its peer address is some proxy's (or a forger's), not the client's."""
-    return not from_trusted_proxy(request) and any(request.META.get(header) for header in FORWARDING_HEADERS)
+def client_unknown(request) -> bool:
+    """Whether a proxy forwarded ``request`` without its client being known: the peer is not a
+    trusted proxy (its address is that proxy's, or a forger's), or the trusted proxies named no
+    address beyond themselves. :func:`client_address` then names a proxy, not the client."""
+    if not any(request.META.get(header) for header in FORWARDING_HEADERS):
+        return False
+    return not from_trusted_proxy(request) or in_networks(client_address(request), settings.TRUSTED_PROXIES)
 
 
 def client_address(request) -> str | None:

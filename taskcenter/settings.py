@@ -93,8 +93,8 @@ MIDDLEWARE = [
 PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
 #: /metrics answers requests bearing this token (``Authorization: Bearer …``) …
 METRICS_TOKEN = env_str("METRICS_TOKEN")
-#: … and requests from clients in these networks (comma-separated CIDRs; empty: none). A request
-#: forwarded by a proxy that is not in TRUSTED_PROXIES gets nothing from its peer's network.
+#: … and requests from clients in these networks (comma-separated CIDRs; empty: none). A forwarded
+#: request whose client the trusted proxies do not name gets nothing from its peer's network.
 METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
 #: Reverse proxies whose X-Forwarded-For is believed (comma-separated CIDRs; empty: none). The
 #: client's address (audit log, anonymous throttle, /metrics, login lockout) is then read from it
@@ -177,9 +177,13 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minim
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "taskcenter.proxies.client_address"
 AXES_LOCKOUT_CALLABLE = "taskcenter.views.login_locked_out"
-AXES_RESET_ON_SUCCESS = True
+# Not reset on success: a user with a login of their own could otherwise clear their address's
+# count between guesses at someone else's password. Failures simply cool off.
+AXES_RESET_ON_SUCCESS = False
 # Successful logins are not kept (the table would only grow); failures are, until they cool off.
 AXES_DISABLE_ACCESS_LOG = True
+# No "BEGIN version …" line at every process start; failed logins and lockouts are still logged.
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -58,6 +58,9 @@ def test_metrics_are_not_opened_by_a_proxy_on_the_same_host(client, db, settings
     settings.TRUSTED_PROXIES = ["127.0.0.1/32"]
     assert client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
     assert client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9, 127.0.0.1").status_code == 403
+    # The trusted proxy forwarded, but named no client beyond itself: still nobody known.
+    assert client.get("/metrics", HTTP_X_REAL_IP="203.0.113.9").status_code == 403
+    assert client.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 403
     settings.METRICS_TOKEN = "scrape-secret"
     token = {"HTTP_AUTHORIZATION": "Bearer scrape-secret"}
     assert client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9", **token).status_code == 200
@@ -136,3 +139,11 @@ def test_lockout_message_speaks_the_admins_language(client, operator, settings):
     chinese = client.post("/admin/login/", {"username": "operator", "password": "y"}, REMOTE_ADDR="192.0.2.3")
     assert chinese.status_code == 429 and "登录失败次数过多，请在" in chinese.content.decode()
     assert "Too many" not in chinese.content.decode()
+
+
+def test_a_login_of_ones_own_does_not_clear_the_failures_against_another_user(client, operator, manager, settings):
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        login(client, "manager", f"guess-{attempt}")
+    assert login(client, "operator", "pw-operator").status_code == 302
+    client.logout()
+    assert login(client, "manager", "guess-last").status_code == 429
