@@ -50,6 +50,15 @@ def test_malformed_boolean_is_named():
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("name", ["TRUSTED_PROXIES", "METRICS_ALLOWED_NETWORKS"])
+def test_malformed_network_list_stops_with_one_clear_line(name):
+    done = manage("check", DEBUG="1", **{name: "127.0.0.1/32,10.0.0.0/33"})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"taskcenter: configuration error: {name}: '10.0.0.0/33' is not an IP network (use CIDRs such as 10.0.0.0/8)"
+    ]
+
+
 def test_deploy_check_passes_with_production_like_environment(tmp_path):
     done = manage(
         "check",
