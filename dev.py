@@ -68,6 +68,7 @@ def service_env() -> dict:
 def local_env() -> dict:
     """Environment of the local installation: a generated secret kept in var/, plain-HTTP cookies."""
     VAR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    VAR.chmod(0o700)  # a var/ of an older dev.py was world-readable (the SQLite file with it)
     env = dict(os.environ)
     key_file = VAR / "secret_key"
     if not env.get("SECRET_KEY"):

@@ -6,7 +6,6 @@ Defaults give a working single-machine install: SQLite under ``var/`` and django
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from taskcenter.config import (
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_str,
     parse_database_url,
     parse_redis_url,
@@ -35,18 +35,6 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ConfigError("SECRET_KEY is not set; set it (or DEBUG=1 for a development key)")
     SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"
-
-
-def env_networks(name: str, default: list[str]) -> list[str]:
-    """A comma-separated list of CIDRs (``10.0.0.0/8,::1/128``); a malformed one stops start-up."""
-    networks = env_list(name, default)
-    for network in networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise ConfigError(f"{name}: {network!r} is not an IP network (use CIDRs such as 10.0.0.0/8)")
-    return networks
-
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

@@ -160,6 +160,17 @@ def test_generated_secret_key_and_var_are_owner_only_from_the_first_byte(tmp_pat
     assert dev.local_env()["SECRET_KEY"] == env["SECRET_KEY"], "the key is generated once"
 
 
+def test_dev_closes_a_var_directory_an_older_version_left_world_readable(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("dev_script", ROOT / "dev.py")
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    (tmp_path / "var").mkdir(mode=0o755)
+    (tmp_path / "var").chmod(0o755)
+    monkeypatch.setattr(dev, "VAR", tmp_path / "var")
+    dev.local_env()
+    assert (tmp_path / "var").stat().st_mode & 0o777 == 0o700
+
+
 def test_admin_password_file_is_owner_only_from_the_first_byte(tmp_path, settings, db, usual_umask):
     from django.core.management import call_command
 
