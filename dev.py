@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-VAR = ROOT / "var"
+VAR = Path(os.environ.get("TASKCENTER_VAR_DIR") or ROOT / "var")
 PY = VENV / "bin" / "python"
 
 
@@ -67,13 +67,17 @@ def service_env() -> dict:
 
 def local_env() -> dict:
     """Environment of the local installation: a generated secret kept in var/, plain-HTTP cookies."""
-    VAR.mkdir(exist_ok=True)
+    VAR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    VAR.chmod(0o700)  # a var/ of an older dev.py was world-readable (the SQLite file with it)
     env = dict(os.environ)
     key_file = VAR / "secret_key"
     if not env.get("SECRET_KEY"):
-        if not key_file.exists():
-            key_file.write_text(secrets.token_urlsafe(50))
-            key_file.chmod(0o600)
+        # Created owner-only (never readable by others, not even between write and chmod);
+        # O_EXCL: a second dev.py starting at the same moment reads the first one's key.
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(50))
         env["SECRET_KEY"] = key_file.read_text().strip()
     # The local service is served over plain HTTP on 127.0.0.1: secure-only cookies would make the
     # admin login impossible. Behind TLS, set SECURE_COOKIES=1 (README, "Configuration").
@@ -94,8 +98,6 @@ def run() -> int:
     host, port = env.get("HOST", "127.0.0.1"), env.get("PORT", "8000")
     say("migrating the database")
     manage("migrate", "--noinput", "-v", "0", env=env)
-    manage("createcachetable", env=env)
-    manage("collectstatic", "--noinput", "-v", "0", env=env)
     manage("bootstrap", env=env)
     web_workers = env.get("WEB_WORKERS", "4")
     children = [

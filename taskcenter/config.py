@@ -7,6 +7,7 @@ non-zero exit instead of a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -56,6 +57,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of CIDRs (``10.0.0.0/8,::1/128``); a malformed one stops start-up."""
+    networks = env_list(name, default)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {network!r} is not an IP network (use CIDRs such as 10.0.0.0/8)")
+    return networks
 
 
 SQLITE_OPTIONS = {

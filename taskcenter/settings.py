@@ -6,6 +6,7 @@ Defaults give a working single-machine install: SQLite under ``var/`` and django
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from taskcenter.config import (
@@ -13,6 +14,7 @@ from taskcenter.config import (
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_str,
     parse_database_url,
     parse_redis_url,
@@ -20,6 +22,9 @@ from taskcenter.config import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TASKCENTER_VAR_DIR", str(BASE_DIR / "var")))
+# The installation's private state (SQLite file, generated secrets, counters) lives here: made
+# owner-only before anything is written into it, whichever process starts first.
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 # --- Core -------------------------------------------------------------------------------------
 
@@ -47,6 +52,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "tasks.apps.TasksConfig",
     "batches.apps.BatchesConfig",
 ]
@@ -64,6 +70,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # --- Operations -------------------------------------------------------------------------------
@@ -73,8 +81,13 @@ MIDDLEWARE = [
 PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
 #: /metrics answers requests bearing this token (``Authorization: Bearer …``) …
 METRICS_TOKEN = env_str("METRICS_TOKEN")
-#: … and requests from these networks (comma-separated CIDRs; empty: none).
-METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+#: … and requests from clients in these networks (comma-separated CIDRs; empty: none). A forwarded
+#: request whose client the trusted proxies do not name gets nothing from its peer's network.
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+#: Reverse proxies whose X-Forwarded-For is believed (comma-separated CIDRs; empty: none). The
+#: client's address (audit log, anonymous throttle, /metrics, login lockout) is then read from it
+#: (taskcenter/proxies.py); from any other peer the header is ignored.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", [])
 #: How often each worker process reports its CPU, memory and task count (seconds).
 TASKCENTER_RESOURCE_INTERVAL = float(env_str("TASKCENTER_RESOURCE_INTERVAL", "5"))
 
@@ -117,11 +130,11 @@ USE_TZ = True
 # --- Static files -----------------------------------------------------------------------------
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-}
+# WhiteNoise serves the static files (the admin's, Swagger UI's, ReDoc's) straight from the
+# installed apps, read once when a web process starts: no collectstatic step to forget or to
+# repeat on every web host after an upgrade. Django's default storage, so URLs carry no hash;
+# browsers keep a file for WhiteNoise's 60 s.
+WHITENOISE_USE_FINDERS = True
 
 # --- Security ---------------------------------------------------------------------------------
 
@@ -140,6 +153,25 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 # Largest request body accepted (bytes); larger bodies are answered 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024, minimum=1024)
+
+# The admin login: django-axes counts failed logins per user name and per client address (each
+# locks on its own) and refuses further attempts for a while.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "taskcenter.proxies.client_address"
+AXES_LOCKOUT_CALLABLE = "taskcenter.views.login_locked_out"
+# Not reset on success: a user with a login of their own could otherwise clear their address's
+# count between guesses at someone else's password. Failures simply cool off.
+AXES_RESET_ON_SUCCESS = False
+# Successful logins are not kept (the table would only grow); failures are, until they cool off.
+AXES_DISABLE_ACCESS_LOG = True
+# No "BEGIN version …" line at every process start; failed logins and lockouts are still logged.
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -162,7 +194,8 @@ TASKCENTER_ALERT_WEBHOOK = env_str("TASKCENTER_ALERT_WEBHOOK")
 
 # "default" serves API throttling; "cluster" holds django-q2's cluster statistics, which the web
 # processes read (live clusters, queue depth). Both must be shared by all processes: Redis when
-# REDIS_URL is set, otherwise files on this machine and a database table.
+# REDIS_URL is set, otherwise files on this machine and a database table (created by migrate:
+# tasks/migrations/0008_cluster_cache_table.py).
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {

@@ -16,10 +16,6 @@ from taskcenter.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
 CACHES = {
     **CACHES,  # noqa: F405
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -28,9 +24,3 @@ SECURE_COOKIES = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
-
-# whitenoise warns when the static directory is missing; tests do not collect static files.
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
-
-# The browser tests load the admin's CSS and live.js from a gunicorn process without collectstatic.
-WHITENOISE_USE_FINDERS = True

@@ -1,14 +1,21 @@
-"""Process-level endpoints that live outside the versioned API: health, readiness, metrics."""
+"""Process-level endpoints that live outside the versioned API: health, readiness, metrics; and
+the admin login's lockout page."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
+import math
 import secrets
 
 from django.conf import settings
+from django.contrib import admin
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from taskcenter.proxies import client_address, client_unknown, in_networks
 
 logger = logging.getLogger(__name__)
 
@@ -18,55 +25,92 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
-def _check_database() -> str | None:
+class Failure(Exception):
+    """A failing readiness check: ``reason`` is for everybody, ``detail`` (the underlying
+    exception) only for staff and the log — it may name hosts, users or SQL."""
+
+    def __init__(self, reason: str, cause: BaseException | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = f"{cause.__class__.__name__}: {cause}" if cause is not None else None
+
+
+def _check_database() -> None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception as exc:
-        return f"database unreachable: {exc.__class__.__name__}: {exc}"
-    return None
+        raise Failure("database unreachable", exc)
 
 
-def _check_broker() -> str | None:
+def _check_broker() -> None:
     from django_q.brokers import get_broker
 
     try:
         broker = get_broker()
-        if not broker.ping():
-            return f"broker {broker.info()} does not answer"
+        answers = broker.ping()
         broker.queue_size()
     except Exception as exc:
-        return f"broker unreachable: {exc.__class__.__name__}: {exc}"
-    return None
+        raise Failure("broker unreachable", exc)
+    if not answers:
+        raise Failure("broker does not answer")
 
 
-def _check_clusters() -> str | None:
+def _check_clusters() -> None:
+    from django.core.cache import caches
+    from django.core.cache.backends.db import BaseDatabaseCache
+    from django_q.conf import Conf
+
     from tasks.selectors import live_clusters
 
+    registry = caches[Conf.CACHE]
+    try:
+        registry.get(Conf.Q_STAT)
+    except Exception as exc:
+        if isinstance(registry, BaseDatabaseCache) and registry._table not in connection.introspection.table_names():
+            missing = f"the cluster registry's table {registry._table} is missing (run 'python manage.py migrate')"
+            raise Failure(missing, exc)
+        raise Failure(f"the cluster registry (cache {Conf.CACHE!r}) cannot be read", exc)
     if not live_clusters():
-        return "no live django-q2 cluster (start one with 'python manage.py qcluster')"
-    return None
+        raise Failure("no live django-q2 cluster (start one with 'python manage.py qcluster')")
 
 
 def readyz(request):
     """Readiness: the database and the broker answer and at least one cluster is alive.
 
-    200 ``{"status": "ready", "checks": {…: "ok"}}``, or 503 naming each failing part.
+    200 ``{"status": "ready", "checks": {…: "ok"}}``, or 503 naming each failing part and why;
+    staff users also get ``details`` (the underlying errors), which are always logged.
     """
-    checks = {"database": _check_database()}
+    checks: dict[str, str] = {}
+    failures: dict[str, Failure] = {}
     # Without the database neither the ORM broker nor the cluster registry can be asked.
-    checks["broker"] = _check_broker() if checks["database"] is None or settings.Q_CLUSTER.get("redis") else "skipped"
-    checks["clusters"] = _check_clusters() if checks["broker"] is None else "skipped"
-    failing = {name: problem for name, problem in checks.items() if problem not in (None, "skipped")}
-    body = {
-        "status": "unavailable" if failing else "ready",
-        "checks": {name: problem or "ok" for name, problem in checks.items()},
-    }
-    if failing:
-        body["failing"] = sorted(failing)
-        logger.warning("not ready: %s", "; ".join(f"{k}: {v}" for k, v in failing.items()))
-    return JsonResponse(body, status=503 if failing else 200)
+    plan = [
+        ("database", _check_database, ()),
+        ("broker", _check_broker, () if settings.Q_CLUSTER.get("redis") else ("database",)),
+        ("clusters", _check_clusters, ("broker",)),
+    ]
+    for name, check, needs in plan:
+        if any(checks.get(need) != "ok" for need in needs):
+            checks[name] = "skipped"
+            continue
+        try:
+            check()
+            checks[name] = "ok"
+        except Failure as failure:
+            checks[name] = failure.reason
+            failures[name] = failure
+    body = {"status": "unavailable" if failures else "ready", "checks": checks}
+    if failures:
+        body["failing"] = sorted(failures)
+        details = {name: failure.detail for name, failure in failures.items() if failure.detail}
+        logger.warning(
+            "not ready: %s",
+            "; ".join(f"{name}: {f.reason}" + (f" ({f.detail})" if f.detail else "") for name, f in failures.items()),
+        )
+        if details and request.user.is_staff:
+            body["details"] = details
+    return JsonResponse(body, status=503 if failures else 200)
 
 
 def _metrics_allowed(request) -> bool:
@@ -74,11 +118,9 @@ def _metrics_allowed(request) -> bool:
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer ") and secrets.compare_digest(header[7:].strip(), token):
         return True
-    try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
+    if client_unknown(request):  # a proxy's address would stand in for the client's
         return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in settings.METRICS_ALLOWED_NETWORKS)
+    return in_networks(client_address(request), settings.METRICS_ALLOWED_NETWORKS)
 
 
 def metrics(request):
@@ -90,3 +132,17 @@ def metrics(request):
     from taskcenter.metrics import render
 
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
+
+
+def login_locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer to a login attempt while its user name or client address is locked
+    out: 429 and the admin's own page saying why and for how long."""
+    minutes = math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60)
+    message = ngettext(
+        "Too many failed logins for this user or from this address. Try again in %(minutes)d minute.",
+        "Too many failed logins for this user or from this address. Try again in %(minutes)d minutes.",
+        minutes,
+    ) % {"minutes": minutes}
+    context = {**admin.site.each_context(request), "title": _("Log in"), "message": message}
+    # Rendered now: AxesMiddleware hands this response out in place of the view's.
+    return render(request, "admin/login_locked_out.html", context, status=429)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskcenter.errors import PermissionDenied
+from taskcenter.proxies import client_address
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,3 @@ class Actor:
 
 
 SYSTEM = Actor()
-
-
-def client_address(request) -> str | None:
-    """The client's address as the web server saw it (REMOTE_ADDR).
-
-    X-Forwarded-For is not trusted here: a proxy in front should set REMOTE_ADDR (gunicorn's
-    ``--forwarded-allow-ips``) rather than letting any client claim an address.
-    """
-    return request.META.get("REMOTE_ADDR") or None

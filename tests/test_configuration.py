@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
 import subprocess
 import sys
@@ -45,6 +48,15 @@ def test_malformed_boolean_is_named():
     assert done.returncode == 2
     assert "DEBUG='maybe' is not a boolean" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("name", ["TRUSTED_PROXIES", "METRICS_ALLOWED_NETWORKS"])
+def test_malformed_network_list_stops_with_one_clear_line(name):
+    done = manage("check", DEBUG="1", **{name: "127.0.0.1/32,10.0.0.0/33"})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"taskcenter: configuration error: {name}: '10.0.0.0/33' is not an IP network (use CIDRs such as 10.0.0.0/8)"
+    ]
 
 
 def test_deploy_check_passes_with_production_like_environment(tmp_path):
@@ -98,3 +110,99 @@ def test_database_url_parsing(url, engine, name):
 def test_bad_database_urls_raise_config_error(url):
     with pytest.raises(ConfigError):
         parse_database_url(url, base_dir=ROOT)
+
+
+@contextlib.contextmanager
+def permission_bits_seen(path: Path):
+    """The permission bits of ``path`` at every audited event (file opens, chmods, …) while the
+    block runs: a file written first and restricted afterwards shows its wider bits at the chmod."""
+    seen: list[int] = []
+    state = {"active": True, "inside": False}
+
+    def hook(event, args):
+        if not state["active"] or state["inside"]:
+            return
+        state["inside"] = True
+        try:
+            seen.append(path.stat().st_mode & 0o777)
+        except OSError:
+            pass
+        finally:
+            state["inside"] = False
+
+    sys.addaudithook(hook)  # hooks cannot be removed: this one goes quiet when the block ends
+    try:
+        yield seen
+    finally:
+        state["active"] = False
+    seen.append(path.stat().st_mode & 0o777)
+
+
+@pytest.fixture
+def usual_umask():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_generated_secret_key_and_var_are_owner_only_from_the_first_byte(tmp_path, monkeypatch, usual_umask):
+    spec = importlib.util.spec_from_file_location("dev_script", ROOT / "dev.py")
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    monkeypatch.setattr(dev, "VAR", tmp_path / "var")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    key_file = tmp_path / "var" / "secret_key"
+    with permission_bits_seen(key_file) as seen:
+        env = dev.local_env()
+    assert set(seen) == {0o600}, f"the secret key file was readable by others at some point: {seen}"
+    assert env["SECRET_KEY"] == key_file.read_text() and len(env["SECRET_KEY"]) >= 50
+    assert (tmp_path / "var").stat().st_mode & 0o777 == 0o700
+    assert dev.local_env()["SECRET_KEY"] == env["SECRET_KEY"], "the key is generated once"
+
+
+def test_dev_closes_a_var_directory_an_older_version_left_world_readable(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("dev_script", ROOT / "dev.py")
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    (tmp_path / "var").mkdir(mode=0o755)
+    (tmp_path / "var").chmod(0o755)
+    monkeypatch.setattr(dev, "VAR", tmp_path / "var")
+    dev.local_env()
+    assert (tmp_path / "var").stat().st_mode & 0o777 == 0o700
+
+
+def test_admin_password_file_is_owner_only_from_the_first_byte(tmp_path, settings, db, usual_umask):
+    from django.core.management import call_command
+
+    settings.VAR_DIR = tmp_path / "var"
+    password_file = settings.VAR_DIR / "admin-password"
+    out = io.StringIO()
+    with permission_bits_seen(password_file) as seen:
+        call_command("bootstrap", demo_students=0, stdout=out)
+    assert set(seen) == {0o600}, f"the admin password file was readable by others at some point: {seen}"
+    assert f"admin / {password_file.read_text()}" in out.getvalue()
+    assert settings.VAR_DIR.stat().st_mode & 0o777 == 0o700
+
+
+def test_var_directory_is_created_owner_only_by_every_process(tmp_path):
+    # With Redis no file cache creates var/ (Django's makes its directories 0700); the process
+    # must not leave it to whichever directory happens to be made first.
+    var = tmp_path / "var"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "check"],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "DEBUG": "0",
+            "SECRET_KEY": "k" * 50,
+            "TASKCENTER_VAR_DIR": str(var),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "REDIS_URL": "redis://127.0.0.1:6379/15",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        umask=0o022,
+    )
+    assert done.returncode == 0, done.stderr
+    assert var.stat().st_mode & 0o777 == 0o700

@@ -45,15 +45,54 @@ def test_healthz_is_alive_and_readyz_names_the_missing_cluster(client, db):
     assert "qcluster" in body["checks"]["clusters"]
 
 
-def test_readyz_names_a_broker_that_does_not_answer(client, db, monkeypatch):
+def test_readyz_names_a_broker_that_does_not_answer(client, db, monkeypatch, manager):
     class DeadBroker:
         def ping(self):
             raise ConnectionError("connection refused")
 
     monkeypatch.setattr("django_q.brokers.get_broker", lambda *a, **k: DeadBroker())
     body = client.get("/readyz").json()
-    assert body["failing"] == ["broker"] and "connection refused" in body["checks"]["broker"]
+    assert body["failing"] == ["broker"] and body["checks"]["broker"].startswith("broker unreachable")
     assert body["checks"]["clusters"] == "skipped"
+    assert "connection refused" not in json.dumps(body), "an anonymous caller sees no exception text"
+    client.force_login(manager)
+    staff = client.get("/readyz").json()
+    assert staff["details"] == {"broker": "ConnectionError: connection refused"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_names_a_missing_cluster_registry_table_not_a_missing_cluster(client, manager):
+    from django.core.management import call_command
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE taskcenter_cluster_cache")
+    try:
+        response = client.get("/readyz")
+        body = response.json()
+        assert response.status_code == 503 and body["failing"] == ["clusters"]
+        reason = body["checks"]["clusters"]
+        assert "taskcenter_cluster_cache" in reason and "migrate" in reason and "no live" not in reason
+        assert "table" not in json.dumps(body).replace(reason, ""), "no database error text for anonymous callers"
+        client.force_login(manager)
+        assert "taskcenter_cluster_cache" in client.get("/readyz").json()["details"]["clusters"]
+    finally:
+        call_command("createcachetable", verbosity=0)
+
+
+def test_readyz_hides_database_errors_from_anonymous_callers(client, db, monkeypatch):
+    from django.db import OperationalError
+
+    def refuse(*args, **kwargs):
+        raise OperationalError('connection to server at "db.internal" (10.0.0.5), port 5432 failed')
+
+    with monkeypatch.context() as patch:  # undone before the test database is rolled back
+        patch.setattr("taskcenter.views.connection.cursor", refuse)
+        response = client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 503 and body["failing"] == ["database"]
+    assert body["checks"]["database"].startswith("database unreachable")
+    assert "db.internal" not in response.content.decode() and "details" not in body
 
 
 def test_readyz_is_ready_with_a_live_cluster(client, cluster):

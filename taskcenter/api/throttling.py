@@ -19,6 +19,7 @@ from django.conf import settings
 from rest_framework import throttling
 
 from taskcenter.api.counters import FileCounters
+from taskcenter.proxies import client_address
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,10 @@ class WindowCounterMixin:
 
     def wait(self):
         return self.wait_seconds
+
+    def get_ident(self, request):
+        # DRF's own believes any X-Forwarded-For: a client could pick a new counter per request.
+        return client_address(request) or ""
 
 
 class AnonRateThrottle(WindowCounterMixin, throttling.AnonRateThrottle):

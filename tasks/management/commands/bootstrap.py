@@ -1,5 +1,6 @@
 """First-run set-up for ``python3 dev.py run``: roles, an admin login, demo data."""
 
+import os
 import secrets
 from pathlib import Path
 
@@ -25,9 +26,12 @@ class Command(BaseCommand):
         if user is None:
             password = secrets.token_urlsafe(12)
             user_model.objects.create_superuser(username=username, email="", password=password)
-            password_file.parent.mkdir(parents=True, exist_ok=True)
-            password_file.write_text(password)
-            password_file.chmod(0o600)
+            password_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # A new file, created owner-only: never readable by others, not even for a moment.
+            password_file.unlink(missing_ok=True)
+            fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(password)
         if demo_students:
             self._demo(demo_students)
         known = password_file.read_text().strip() if password_file.exists() else None
