@@ -322,8 +322,8 @@ def refuse_a_second_active_task(batch: Batch, *, excluding=None) -> None:
 #: delete it all inside the deletion's transaction — on SQLite, holding the write lock as long.
 BULK_DEPENDENTS: list[Callable[[list], object]] = []
 
-#: Log lines deleted per transaction before their task is: deleting 200,000 in the task's own
-#: cascade held SQLite's write lock for 0.6 s; this many take a few tens of milliseconds.
+#: Log lines deleted per statement before their task is: deleting 200,000 in the task's own
+#: cascade held SQLite's write lock for 0.5 s (600,000: 1.8 s); this many take up to 50 ms.
 LOG_ROWS_PER_TRANSACTION = 10_000
 
 
@@ -336,7 +336,7 @@ def delete_bulk_dependents(task_ids: list) -> None:
     tasks' own deletion."""
     logs = TaskLog.objects.filter(task_id__in=task_ids, task__status__in=FINISHED_STATUSES).order_by()
     while logs[LOG_ROWS_PER_TRANSACTION - 1 :].exists():
-        # A statement of its own outside any transaction: Django's delete() commits it alone.
+        # Its own transaction: the callers hold none, and delete() commits it alone.
         TaskLog.objects.filter(pk__in=logs.values("pk")[:LOG_ROWS_PER_TRANSACTION]).delete()
     for cleanup in BULK_DEPENDENTS:
         cleanup(task_ids)
@@ -437,7 +437,8 @@ def tasks_apply_many(*, actor: Actor, operation: str, ids: Iterable, limit: int 
 
 #: Active tasks one cancel-by-type-or-all request cancels, oldest first: as many as a list of ids
 #: may name. Each is a compare-and-set with its audit row in its own transaction, about a
-#: millisecond on an idle SQLite: ten times as many took 10 s, a third of a web worker's timeout.
+#: millisecond on an idle SQLite: ten times as many would take some 10 s, a third of a web
+#: worker's timeout, and answer a megabyte of per-item results.
 MAX_CANCEL_PER_REQUEST = MAX_BULK_IDS
 
 
