@@ -98,30 +98,62 @@ def batch_update(*, actor: Actor, batch_code: str, changes: dict) -> Batch:
     return batch
 
 
+#: Tasks deleted per transaction when their batch is deleted, with their stages (their log lines
+#: and staged rows go before, in chunks of their own): on SQLite a transaction holds the only
+#: write lock, and a batch may have thousands of tasks.
+TASKS_PER_TRANSACTION = 200
+
+
 def batch_delete(*, actor: Actor, batch_code: str) -> None:
     """Delete a batch and its finished tasks (one cancelled a moment ago too, as
     :func:`tasks.services.task_delete`); :class:`Conflict` while a task is active. Deleting its
-    tasks needs ``tasks.delete_task`` as well (a batch without tasks needs no more)."""
+    tasks needs ``tasks.delete_task`` as well (a batch without tasks needs no more).
+
+    The tasks go :data:`TASKS_PER_TRANSACTION` at a time, oldest first, each chunk in its own
+    transaction with an audit row ``batch.delete_tasks`` (``deleted_tasks``); the last chunk goes
+    with the batch and its ``batch.delete`` row, whose ``deleted_tasks`` counts them all (a batch
+    of one chunk has only that row). A task started meanwhile stops the deletion with
+    :class:`Conflict` (checked again under the lock before each chunk) and stays, as does the
+    batch; the chunks deleted until then stay deleted, with their audit rows.
+    """
     actor.require("batches.delete_batch")
     batch = batch_get(batch_code)
     if batch.tasks.exists():
         # A task created after this check is active until it finishes: refused below, under the lock.
         actor.require("tasks.delete_task")
-    if active_task(batch) is None:
-        delete_bulk_dependents(list(batch.tasks.values_list("pk", flat=True)))  # see task_delete
-    with transaction.atomic():
-        batch = _locked(batch_code)
-        if active_task(batch) is not None:
-            raise Conflict(f"batch {batch_code} has an active task; cancel it before deleting")
-        task_count = batch.tasks.count()
-        batch.delete()
-        audit(
-            actor=actor,
-            action="batch.delete",
-            target_type="batch",
-            target_id=batch_code,
-            details={"deleted_tasks": task_count},
-        )
+    deleted = 0
+    while True:
+        _refuse_to_delete_while_active(batch, deleted)
+        chunk = list(batch.tasks.order_by("created_at", "pk").values_list("pk", flat=True)[:TASKS_PER_TRANSACTION])
+        delete_bulk_dependents(chunk)  # see task_delete
+        with transaction.atomic():
+            batch = _locked(batch_code)
+            _refuse_to_delete_while_active(batch, deleted)
+            count = Task.objects.filter(pk__in=chunk, batch=batch).delete()[1].get("tasks.Task", 0)
+            deleted += count
+            if not batch.tasks.exists():
+                batch.delete()
+                audit(
+                    actor=actor,
+                    action="batch.delete",
+                    target_type="batch",
+                    target_id=batch_code,
+                    details={"deleted_tasks": deleted},
+                )
+                return
+            audit(
+                actor=actor,
+                action="batch.delete_tasks",
+                target_type="batch",
+                target_id=batch_code,
+                details={"deleted_tasks": count},
+            )
+
+
+def _refuse_to_delete_while_active(batch: Batch, deleted: int) -> None:
+    if active_task(batch) is not None:
+        already = f" ({deleted} of its finished tasks are deleted already)" if deleted else ""
+        raise Conflict(f"batch {batch.batch_code} has an active task; cancel it before deleting{already}")
 
 
 def batch_start(*, actor: Actor, batch_code: str, trigger: str = Trigger.API) -> Task:

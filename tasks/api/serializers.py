@@ -299,3 +299,15 @@ class AuditLogSerializer(serializers.ModelSerializer):
             "details",
             "client_address",
         ]
+
+
+class BatchCancelResultSerializer(BulkResultSerializer):
+    """``POST /api/v1/tasks/batch-cancel``: the bulk result, and what is left of the selection."""
+
+    remaining = serializers.IntegerField(
+        min_value=0,
+        help_text=(
+            "Active tasks of the selection (task_types or all) still left after this request, which cancels a"
+            " bounded number of them: call again until it is 0. Always 0 for task_ids."
+        ),
+    )

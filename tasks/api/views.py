@@ -27,6 +27,7 @@ from tasks.api.serializers import (
     DETAIL_COLUMNS,
     LIST_COLUMNS,
     AuditLogSerializer,
+    BatchCancelResultSerializer,
     BatchCancelSerializer,
     BulkResultSerializer,
     TaskCreateSerializer,
@@ -44,7 +45,7 @@ from tasks.models import AuditLog, Task, TaskLog
 from tasks.runtime.registry import job_types
 from tasks.selectors import stage_rows, task_statistics
 from tasks.services import (
-    MAX_BULK_IDS,
+    MAX_CANCEL_PER_REQUEST,
     parse_task_id,
     task_cancel,
     task_create,
@@ -54,8 +55,9 @@ from tasks.services import (
     task_retry,
     task_update_params,
     tasks_apply_many,
+    tasks_cancel_many,
 )
-from tasks.states import ACTIVE_STATUSES, FINISHED_STATUSES, LogLevel, Trigger
+from tasks.states import FINISHED_STATUSES, LogLevel, Trigger
 
 UUID_REGEX = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 VIEW = ["tasks.view_task"]
@@ -273,28 +275,26 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
 
     @extend_schema(
         summary="Bulk cancel by ids, by task types, or all",
+        description=(
+            f"By task types or all: the oldest active tasks, at most {MAX_CANCEL_PER_REQUEST:,} per request;"
+            " `remaining` says how many active tasks of the selection are left: call again until it is 0."
+        ),
         request=BatchCancelSerializer,
-        responses=BulkResultSerializer,
+        responses=BatchCancelResultSerializer,
     )
     @action(detail=False, methods=["post"], url_path="batch-cancel")
     def batch_cancel(self, request):
         body = BatchCancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        if "task_ids" in body.validated_data:
-            ids = body.validated_data["task_ids"]
-        else:
-            active = Task.objects.filter(status__in=ACTIVE_STATUSES)
-            if "task_types" in body.validated_data:
-                known = {job.name for job in job_types()}
-                unknown = sorted(set(body.validated_data["task_types"]) - known)
-                if unknown:
-                    raise ValidationError({"task_types": [f"Unknown task type(s): {', '.join(unknown)}."]})
-                active = active.filter(task_type__in=body.validated_data["task_types"])
-            ids = [str(pk) for pk in active.values_list("pk", flat=True)[:100_000]]
-        # By type or "all" there may be more than one request's worth of ids: no per-request cap.
-        limit = MAX_BULK_IDS if "task_ids" in body.validated_data else None
-        result = tasks_apply_many(actor=Actor.from_request(request), operation="cancel", ids=ids, limit=limit)
-        return ok(result, message=_bulk_message("cancelled", result))
+        result = tasks_cancel_many(
+            actor=Actor.from_request(request),
+            task_ids=body.validated_data.get("task_ids"),
+            task_types=body.validated_data.get("task_types"),
+        )
+        message = _bulk_message("cancelled", result)
+        if result["remaining"]:
+            message += f"; {result['remaining']} active tasks remain: call again"
+        return ok(result, message=message)
 
     @extend_schema(summary="Bulk delete finished tasks", request=TaskIdsSerializer, responses=BulkResultSerializer)
     @action(detail=False, methods=["post"], url_path="batch-delete")
