@@ -64,6 +64,7 @@ VIEW = ["tasks.view_task"]
 MAX_LOG_ID = 2**63 - 1
 # ASCII digits only: str.isdigit() also takes '²' or '١', which int() then refuses or reads.
 _DECIMAL = re.compile(r"0*[0-9]{1,19}")
+LOG_ID_SCHEMA = {"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_LOG_ID}
 
 
 def log_id(value: str, name: str) -> int:
@@ -225,12 +226,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         summary="Task logs (oldest first)",
         parameters=[
             OpenApiParameter("level", str, enum=[m.label for m in LogLevel], description="Minimum level."),
-            OpenApiParameter(
-                "after_id",
-                OpenApiTypes.INT64,
-                description="Only entries with a larger id (tailing); 0 to MAX_LOG_ID, else a 400.",
-                extensions={"minimum": 0, "maximum": MAX_LOG_ID},
-            ),
+            OpenApiParameter("after_id", LOG_ID_SCHEMA, description="Only entries with a larger id (tailing)."),
         ],
         responses=TaskLogSerializer(many=True),
     )
@@ -262,17 +258,16 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
             "`end` at a final state; a `: keep-alive` comment every 15 s; `reconnect` when the stream's time limit "
             "ends it. Each `log` event carries the log line's id as its event id, so a client that reconnects with "
             "`Last-Event-ID` (browsers' EventSource do) gets only the lines after it. "
-            "A `Last-Event-ID` that is not a log line id (decimal digits, 0 to MAX_LOG_ID) is a 400. "
+            "A `Last-Event-ID` that is not a log line id (decimal digits of 0 to 2^63 - 1) is a 400. "
             "At most TASKCENTER_SSE_MAX_STREAMS streams per web process (more → 429); a stream ends after "
             "TASKCENTER_SSE_MAX_SECONDS (reconnect)."
         ),
         parameters=[
             OpenApiParameter(
                 "Last-Event-ID",
-                OpenApiTypes.INT64,
+                LOG_ID_SCHEMA,
                 OpenApiParameter.HEADER,
                 description="The id of the last log event seen: only later lines are sent.",
-                extensions={"minimum": 0, "maximum": MAX_LOG_ID},
             ),
         ],
         responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="An event stream.")},
