@@ -63,16 +63,18 @@ VIEW = ["tasks.view_task"]
 #: The largest log line id (a signed 64-bit column).
 MAX_LOG_ID = 2**63 - 1
 # ASCII digits only: str.isdigit() also takes '²' or '١', which int() then refuses or reads.
-_DECIMAL = re.compile(r"0*[0-9]{1,19}")
+# Leading zeros are read apart: int() refuses more than 4,300 digits, zeros included.
+_DECIMAL = re.compile(r"0*([0-9]{1,19})")
 LOG_ID_SCHEMA = {"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_LOG_ID}
 
 
 def log_id(value: str, name: str) -> int:
     """A log line id a client sent (``after_id``, ``Last-Event-ID``): plain decimal digits of a
     number from 0 to MAX_LOG_ID, else a 400 naming ``name``."""
-    if _DECIMAL.fullmatch(value) is None or int(value) > MAX_LOG_ID:
+    match = _DECIMAL.fullmatch(value)
+    if match is None or int(match.group(1)) > MAX_LOG_ID:
         raise ValidationError({name: [f"A whole number from 0 to {MAX_LOG_ID} is required."]})
-    return int(value)
+    return int(match.group(1))
 
 
 _DETAIL_ROW = PreparedQuery(
