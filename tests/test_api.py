@@ -412,3 +412,54 @@ def test_audit_log_filters_by_actor_and_action_find_every_row_routine_worker_row
     assert total(f"actor={manager.username}&action=task.cancel") == 2
     assert total(f"actor={manager.username}&action=worker.claim") == 0
     assert total("actor=nobody") == 0
+
+
+def test_statistics_durations_match_a_python_computation(api, django_assert_max_num_queries):
+    """Count, mean and p95 (linear between the closest ranks) of each type's durations over the
+    last 24 h, as the database computes them, against the same figures computed here."""
+    import random
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    rng = random.Random(5)
+    now = timezone.now()
+    expected: dict[str, list[float]] = {}
+
+    def add(task_type, seconds, *, status="completed", hours_ago=1.0, started=True):
+        completed = now - timedelta(hours=hours_ago)
+        task = Task.objects.create(task_type=task_type, status=status, params={})
+        started_at = completed - timedelta(seconds=seconds) if started else None
+        Task.objects.filter(pk=task.pk).update(started_at=started_at, completed_at=completed)
+        if status == "completed" and started and hours_ago < 24:
+            expected.setdefault(task_type, []).append(timedelta(seconds=seconds).total_seconds())
+
+    for _ in range(137):
+        add("canary", round(rng.uniform(0, 90), 6))
+    for _ in range(20):
+        add("statistics", rng.choice([1.5, 2.0, 2.0, 3.25]))  # ties
+    add("import_assessments", 4.2)  # one task: p95 is its duration
+    add("maintenance.purge", 1.0)
+    add("maintenance.purge", 3.0)  # two: 1.0 + 2.0 × 0.95
+    add("canary", 500, hours_ago=30)  # finished before the last 24 h
+    add("canary", 700, status="failed")
+    add("canary", 900, started=False)
+
+    def p95(values):
+        ordered = sorted(values)
+        index = (len(ordered) - 1) * 0.95
+        low = int(index)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (index - low)
+
+    with django_assert_max_num_queries(20):  # one per type at most, however many tasks
+        stats = envelope_of(api.get("/api/v1/tasks/statistics"), 200)["data"]
+    assert stats["duration_by_type"] == {
+        task_type: {
+            "count": len(values),
+            "mean_seconds": round(sum(values) / len(values), 3),
+            "p95_seconds": round(p95(values), 3),
+        }
+        for task_type, values in expected.items()
+    }
+    assert stats["duration_by_type"]["maintenance.purge"]["p95_seconds"] == 2.9

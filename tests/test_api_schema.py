@@ -109,6 +109,15 @@ def test_schema_documents_every_endpoint_with_the_envelope(client):
     assert ok["required"] == ["success", "code", "message", "data"]
     assert ok["properties"]["code"]["enum"] == [200]
     assert set(paths["/api/v1/tasks/{task_id}/cancel"]["post"]["responses"]) >= {"200", "401", "403", "404", "409"}
+    # Log ids a client sends are bounded integers; anything else is a documented 400.
+    for path, where, name in [
+        ("/api/v1/tasks/{task_id}/logs", "query", "after_id"),
+        ("/api/v1/tasks/{task_id}/events", "header", "Last-Event-ID"),
+    ]:
+        operation = paths[path]["get"]
+        (parameter,) = [p for p in operation["parameters"] if (p["in"], p["name"]) == (where, name)]
+        assert parameter["schema"] == {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**63 - 1}
+        assert "400" in operation["responses"]
     status_enum = schema["components"]["schemas"]["TaskStatusEnum"]["enum"]
     assert status_enum == ["pending", "processing", "paused", "completed", "failed", "cancelled"]
 

@@ -1,4 +1,5 @@
-"""JSON only, and never more than MAX_REQUEST_BODY_BYTES read from the client."""
+"""JSON only, never more than MAX_REQUEST_BODY_BYTES read from the client, never nested deeper
+than MAX_JSON_DEPTH."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from taskcenter.api.exceptions import PayloadTooLarge
+
+#: Arrays and objects inside each other; no body of this API needs more than a few. Deeper ones
+#: would hit the interpreter's recursion limit somewhere (decoding, storing, reading back).
+MAX_JSON_DEPTH = 64
+_TOO_DEEP = f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels."
 
 
 class LimitedJSONParser(JSONParser):
@@ -25,10 +31,27 @@ class LimitedJSONParser(JSONParser):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = codecs.decode(raw, encoding)
-            return json.loads(text, parse_constant=_reject_constant)
+            data = json.loads(text, parse_constant=_reject_constant)
+        except RecursionError:
+            raise ParseError(_TOO_DEEP) from None
         except (ValueError, LookupError) as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+        if _deeper_than(data, MAX_JSON_DEPTH):
+            raise ParseError(_TOO_DEEP)
+        return data
 
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _deeper_than(value, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels (walked without recursion)."""
+    pending = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while pending:
+        container, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = container.values() if isinstance(container, dict) else container
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -61,6 +62,21 @@ from tasks.states import FINISHED_STATUSES, LogLevel, Trigger
 
 UUID_REGEX = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 VIEW = ["tasks.view_task"]
+#: The largest log line id (a signed 64-bit column).
+MAX_LOG_ID = 2**63 - 1
+# ASCII digits only: str.isdigit() also takes '²' or '١', which int() then refuses or reads.
+# Leading zeros are read apart: int() refuses more than 4,300 digits, zeros included.
+_DECIMAL = re.compile(r"0*([0-9]{1,19})")
+LOG_ID_SCHEMA = {"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_LOG_ID}
+
+
+def log_id(value: str, name: str) -> int:
+    """A log line id a client sent (``after_id``, ``Last-Event-ID``): plain decimal digits of a
+    number from 0 to MAX_LOG_ID, else a 400 naming ``name``."""
+    match = _DECIMAL.fullmatch(value)
+    if match is None or int(match.group(1)) > MAX_LOG_ID:
+        raise ValidationError({name: [f"A whole number from 0 to {MAX_LOG_ID} is required."]})
+    return int(match.group(1))
 
 
 _DETAIL_ROW = PreparedQuery(
@@ -214,7 +230,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         summary="Task logs (oldest first)",
         parameters=[
             OpenApiParameter("level", str, enum=[m.label for m in LogLevel], description="Minimum level."),
-            OpenApiParameter("after_id", int, description="Only entries with a larger id (tailing)."),
+            OpenApiParameter("after_id", LOG_ID_SCHEMA, description="Only entries with a larger id (tailing)."),
         ],
         responses=TaskLogSerializer(many=True),
     )
@@ -234,9 +250,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
                 ) from None
         after_id = request.query_params.get("after_id")
         if after_id:
-            if not after_id.isdigit():
-                raise ValidationError({"after_id": ["A whole number is required."]})
-            logs = logs.filter(id__gt=int(after_id))
+            logs = logs.filter(id__gt=log_id(after_id, "after_id"))
         paginator = PagePagination()
         page = paginator.paginate_queryset(logs, request, self)
         return paginator.get_paginated_response(TaskLogSerializer(page, many=True).data)
@@ -248,9 +262,18 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
             "`end` at a final state; a `: keep-alive` comment every 15 s; `reconnect` when the stream's time limit "
             "ends it. Each `log` event carries the log line's id as its event id, so a client that reconnects with "
             "`Last-Event-ID` (browsers' EventSource do) gets only the lines after it. "
+            "A `Last-Event-ID` that is not a log line id (decimal digits of 0 to 2^63 - 1) is a 400. "
             "At most TASKCENTER_SSE_MAX_STREAMS streams per web process (more → 429); a stream ends after "
             "TASKCENTER_SSE_MAX_SECONDS (reconnect)."
         ),
+        parameters=[
+            OpenApiParameter(
+                "Last-Event-ID",
+                LOG_ID_SCHEMA,
+                OpenApiParameter.HEADER,
+                description="The id of the last log event seen: only later lines are sent.",
+            ),
+        ],
         responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="An event stream.")},
     )
     @action(
@@ -264,11 +287,9 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
             response = HttpResponse(content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             return response
-        if not _STREAMS.acquire(blocking=False):
-            raise Throttled(wait=5, detail="Too many event streams on this server; try again shortly.")
         last_seen = request.META.get("HTTP_LAST_EVENT_ID", "")
-        after_log = int(last_seen) if last_seen.isdigit() else 0  # anything else: from the start
-        response = StreamingHttpResponse(_event_stream(task.pk, after_log), content_type="text/event-stream")
+        after_log = log_id(last_seen, "Last-Event-ID") if last_seen else 0
+        response = StreamingHttpResponse(EventStream(task.pk, after_log), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
         return response
@@ -326,9 +347,31 @@ KEEP_ALIVE_SECONDS = 15
 POLL_SECONDS = 0.5
 
 
-def _event_stream(task_id, after_log: int = 0):
-    """Poll the task every half second; emit what changed (log lines after ``after_log``).
-    Releases its stream slot at the end."""
+class EventStream:
+    """The events of one task (``_events``), holding one of the process's stream slots from its
+    creation until the server closes the response — whether or not the stream was ever read (a
+    client gone before the first byte)."""
+
+    def __init__(self, task_id, after_log: int = 0):
+        if not _STREAMS.acquire(blocking=False):
+            raise Throttled(wait=5, detail="Too many event streams on this server; try again shortly.")
+        self._held = True
+        self._events = _events(task_id, after_log)
+
+    def __iter__(self):
+        return self._events
+
+    def close(self) -> None:
+        try:
+            self._events.close()
+        finally:
+            if self._held:
+                self._held = False
+                _STREAMS.release()
+
+
+def _events(task_id, after_log: int):
+    """Poll the task every half second; emit what changed (log lines after ``after_log``)."""
     try:
         last_state = None
         last_log = after_log
@@ -363,7 +406,6 @@ def _event_stream(task_id, after_log: int = 0):
             time.sleep(POLL_SECONDS)
         yield _event("reconnect", {"reason": "stream time limit reached"})
     finally:
-        _STREAMS.release()
         close_old_connections()
 
 
