@@ -13,8 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def setup_django(database_url: str | None = None) -> str:
-    """Point Django at ``database_url`` (default: a fresh SQLite file), migrate, create the
-    cache table, and set it up."""
+    """Point Django at ``database_url`` (default: a fresh SQLite file), set it up and migrate."""
     if not database_url:
         workdir = Path(tempfile.mkdtemp(prefix="taskcenter-bench-"))
         database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
@@ -28,7 +27,6 @@ def setup_django(database_url: str | None = None) -> str:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)  # django-q2's cluster status lives there
     return database_url
 
 
