@@ -118,13 +118,12 @@ def batch_delete(*, actor: Actor, batch_code: str) -> None:
     """
     actor.require("batches.delete_batch")
     batch = batch_get(batch_code)
-    if batch.tasks.exists():
-        # A task created after this check is active until it finishes: refused below, under the lock.
-        actor.require("tasks.delete_task")
     deleted = 0
     while True:
         _refuse_to_delete_while_active(batch, deleted)
         chunk = list(batch.tasks.order_by("created_at", "pk").values_list("pk", flat=True)[:TASKS_PER_TRANSACTION])
+        if chunk:
+            actor.require("tasks.delete_task")
         delete_bulk_dependents(chunk)  # see task_delete
         with transaction.atomic():
             batch = _locked(batch_code)

@@ -9,7 +9,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib import admin
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
@@ -108,12 +108,26 @@ def readyz(request):
             "not ready: %s",
             "; ".join(f"{name}: {f.reason}" + (f" ({f.detail})" if f.detail else "") for name, f in failures.items()),
         )
-        if details and request.user.is_staff:
+        if details and _is_staff(request):
             body["details"] = details
     return JsonResponse(body, status=503 if failures else 200)
 
 
-def _metrics_allowed(request) -> bool:
+def _is_staff(request) -> bool:
+    """Whether the caller is a staff user; not when that cannot be told (the session and the
+    user live in the database, which may be the part that fails)."""
+    try:
+        return request.user.is_staff
+    except DatabaseError:
+        return False
+
+
+METRICS_FORBIDDEN = "forbidden: /metrics needs METRICS_TOKEN or an allowed network\n"
+
+
+def metrics_allowed(request) -> bool:
+    """Whether ``request`` may read metrics: it bears ``METRICS_TOKEN``, or its client is in
+    ``METRICS_ALLOWED_NETWORKS`` (the same rule for the web processes and ``serve_metrics``)."""
     token = settings.METRICS_TOKEN
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer ") and secrets.compare_digest(header[7:].strip(), token):
@@ -125,8 +139,8 @@ def _metrics_allowed(request) -> bool:
 
 def metrics(request):
     """Prometheus text exposition; only for the token or the allowed networks (settings)."""
-    if not _metrics_allowed(request):
-        return HttpResponse("forbidden: /metrics needs METRICS_TOKEN or an allowed network\n", status=403)
+    if not metrics_allowed(request):
+        return HttpResponse(METRICS_FORBIDDEN, status=403)
     from prometheus_client import CONTENT_TYPE_LATEST
 
     from taskcenter.metrics import render

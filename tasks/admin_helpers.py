@@ -49,8 +49,8 @@ def object_pk_or_404(opts, object_id: str):
 
 class ObjectIdMixin:
     """For a ModelAdmin: the change, delete and history pages of an id that cannot be a primary
-    key are a 404 (Django's own answer is a redirect to the admin index with "… doesn't exist",
-    after the custom change views here have already queried with it)."""
+    key are a 404 before any query (Django's own answer is a redirect to the admin index saying
+    "… doesn't exist", after a query with the bad id)."""
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         object_pk_or_404(self.opts, object_id)

@@ -137,10 +137,10 @@ def purge(ctx):
         ids = list(old.values_list("pk", flat=True)[:chunk])
         if not ids:
             break
-        delete_bulk_dependents(ids)
+        deleted_logs += delete_bulk_dependents(ids)
         with transaction.atomic():
-            # Logs first in their own statement: one huge cascade would hold the lock for long.
-            logs, _ = TaskLog.objects.filter(task_id__in=ids).delete()
+            # What is left of the logs in a statement of its own, only of tasks still finished.
+            logs, _ = TaskLog.objects.filter(task_id__in=ids, task__status__in=FINISHED_STATUSES).delete()
             removed, per_model = Task.objects.filter(pk__in=ids, status__in=FINISHED_STATUSES).delete()
         deleted_logs += logs
         deleted_tasks += per_model.get("tasks.Task", 0)

@@ -322,24 +322,28 @@ def refuse_a_second_active_task(batch: Batch, *, excluding=None) -> None:
 #: delete it all inside the deletion's transaction — on SQLite, holding the write lock as long.
 BULK_DEPENDENTS: list[Callable[[list], object]] = []
 
-#: Log lines deleted per statement before their task is: deleting 200,000 in the task's own
-#: cascade held SQLite's write lock for 0.5 s (600,000: 1.8 s); this many take up to 50 ms.
+#: Log lines deleted per statement before their task is: a task's own cascade deletes all of its
+#: lines in one statement, and on SQLite that holds the only write lock as long (README, "Bulk
+#: work is bounded").
 LOG_ROWS_PER_TRANSACTION = 10_000
 
 
-def delete_bulk_dependents(task_ids: list) -> None:
+def delete_bulk_dependents(task_ids: list) -> int:
     """Delete what the tasks ``task_ids`` own in bulk — their log lines and the
     :data:`BULK_DEPENDENTS` — in transactions of bounded size, before the tasks are deleted.
+    Returns the number of log lines deleted.
 
     Called for tasks that looked finished; a log line goes only while its task is finished (the
     check is part of each statement). Fewer lines than one transaction's worth are left to the
     tasks' own deletion."""
     logs = TaskLog.objects.filter(task_id__in=task_ids, task__status__in=FINISHED_STATUSES).order_by()
+    deleted = 0
     while logs[LOG_ROWS_PER_TRANSACTION - 1 :].exists():
         # Its own transaction: the callers hold none, and delete() commits it alone.
-        TaskLog.objects.filter(pk__in=logs.values("pk")[:LOG_ROWS_PER_TRANSACTION]).delete()
+        deleted += TaskLog.objects.filter(pk__in=logs.values("pk")[:LOG_ROWS_PER_TRANSACTION]).delete()[0]
     for cleanup in BULK_DEPENDENTS:
         cleanup(task_ids)
+    return deleted
 
 
 def task_delete(*, actor: Actor, task_id) -> str:
@@ -436,9 +440,8 @@ def tasks_apply_many(*, actor: Actor, operation: str, ids: Iterable, limit: int 
 
 
 #: Active tasks one cancel-by-type-or-all request cancels, oldest first: as many as a list of ids
-#: may name. Each is a compare-and-set with its audit row in its own transaction, about a
-#: millisecond on an idle SQLite: ten times as many would take some 10 s, a third of a web
-#: worker's timeout, and answer a megabyte of per-item results.
+#: may name. Each is a compare-and-set with its audit row in its own transaction; many more would
+#: bring a request near a web worker's timeout and answer megabytes of per-item results.
 MAX_CANCEL_PER_REQUEST = MAX_BULK_IDS
 
 

@@ -95,6 +95,22 @@ def test_readyz_hides_database_errors_from_anonymous_callers(client, db, monkeyp
     assert "db.internal" not in response.content.decode() and "details" not in body
 
 
+def test_readyz_answers_503_to_a_logged_in_user_while_the_database_is_down(client, db, monkeypatch, django_user_model):
+    """The session (kept in the database) cannot be read either: the caller counts as anonymous."""
+    from django.db import OperationalError
+
+    client.force_login(django_user_model.objects.create_user("ops", password="x", is_staff=True))
+
+    def refuse(*args, **kwargs):
+        raise OperationalError('connection to server at "db.internal" (10.0.0.5), port 5432 failed')
+
+    with monkeypatch.context() as patch:
+        patch.setattr("taskcenter.views.connection.cursor", refuse)
+        response = client.get("/readyz")
+    assert response.status_code == 503 and response.json()["failing"] == ["database"]
+    assert "db.internal" not in response.content.decode()
+
+
 def test_readyz_is_ready_with_a_live_cluster(client, cluster):
     wait_for(lambda: client.get("/readyz").status_code == 200, timeout=20, message="readyz to turn ready")
     assert client.get("/readyz").json()["checks"] == {"database": "ok", "broker": "ok", "clusters": "ok"}

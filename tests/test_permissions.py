@@ -224,3 +224,29 @@ def test_deleting_a_batch_with_tasks_needs_delete_task_too(db):
     user = get_user_model().objects.get(pk=user.pk)  # permissions are cached per instance
     assert client_for(user).delete("/api/v1/statistics/batches/B1").status_code == 200
     assert not Task.objects.filter(pk=task.pk).exists()
+
+
+def test_a_task_that_joins_a_batch_while_it_is_deleted_still_needs_delete_task(db, monkeypatch):
+    """The permission is asked for whenever tasks are about to go, not once before."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    from batches.models import Batch
+    from tasks import services
+
+    batch = batch_create(actor=SYSTEM, batch_code="LATE", data_source="student_assessments", config=CONFIG)
+
+    def a_task_finishes_in_it_meanwhile(task_ids):
+        if not Task.objects.filter(batch=batch).exists():
+            late = task_create(actor=SYSTEM, task_type="canary", params={}, batch=batch)
+            Task.objects.filter(pk=late.pk).update(status="completed")
+
+    # The deletion's cleanups run before each chunk's transaction: the moment a task may join.
+    monkeypatch.setattr(services, "BULK_DEPENDENTS", [*services.BULK_DEPENDENTS, a_task_finishes_in_it_meanwhile])
+    user = get_user_model().objects.create_user("batcher", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="batches", codename__in=["delete_batch", "view_batch"])
+    )
+    refused = client_for(user).delete("/api/v1/statistics/batches/LATE")
+    assert refused.status_code == 403 and "tasks.delete_task" in refused.json()["message"]
+    assert Batch.objects.filter(batch_code="LATE").exists() and Task.objects.filter(batch__batch_code="LATE").exists()

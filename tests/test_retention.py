@@ -38,10 +38,21 @@ def test_the_purge_deletes_audit_rows_older_than_the_audit_retention_in_chunks(s
     assert {"kept.a", "kept.b", "task.create"} <= left and not any(action.startswith("old.") for action in left)
 
 
-def test_the_audit_retention_is_a_year_unless_configured():
-    from django.conf import settings
+def test_the_purge_counts_every_log_line_it_deletes_also_those_deleted_in_chunks(monkeypatch):
+    from tasks import services
+    from tasks.models import TaskLog
 
-    assert settings.TASKCENTER_AUDIT_RETENTION_DAYS == 365
+    monkeypatch.setattr(services, "LOG_ROWS_PER_TRANSACTION", 10)
+    long_ago = timezone.now() - timedelta(days=40)
+    chatty, quiet = (Task.objects.create(task_type="canary", status="completed") for _ in range(2))
+    Task.objects.filter(pk__in=[chatty.pk, quiet.pk]).update(completed_at=long_ago)
+    TaskLog.objects.bulk_create(
+        [TaskLog(task=chatty, timestamp=long_ago, message=f"line {n}") for n in range(25)]
+        + [TaskLog(task=quiet, timestamp=long_ago, message="one")]
+    )
+    result = run_purge()
+    assert result["deleted_tasks"] == 2 and result["deleted_logs"] == 26
+    assert not TaskLog.objects.filter(task_id__in=[chatty.pk, quiet.pk]).exists()
 
 
 def test_the_purge_removes_the_files_of_tasks_paused_longer_than_the_retention(settings, tmp_path):

@@ -147,3 +147,56 @@ def test_a_login_of_ones_own_does_not_clear_the_failures_against_another_user(cl
     assert login(client, "operator", "pw-operator").status_code == 302
     client.logout()
     assert login(client, "manager", "guess-last").status_code == 429
+
+
+def test_a_worker_hosts_serve_metrics_admits_only_the_token_or_allowed_networks(transactional_db, tmp_path):
+    """``manage.py serve_metrics`` applies the web processes' /metrics rule, over real HTTP."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.cluster import ROOT, database_url, wait_for
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "taskcenter.test_settings",
+        "DATABASE_URL": database_url(),
+        "METRICS_TOKEN": "scrape-secret",
+        "METRICS_ALLOWED_NETWORKS": "",  # loopback included: only the token opens it
+    }
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "serve_metrics", "--address", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def get(headers):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", "/metrics", headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            connection.close()
+
+    def answers():
+        try:
+            return get({})
+        except OSError:
+            return None
+
+    try:
+        status, body = wait_for(answers, timeout=30, message="serve_metrics to listen")
+        assert status == 403 and "METRICS_TOKEN" in body
+        assert get({"Authorization": "Bearer wrong"})[0] == 403
+        status, body = get({"Authorization": "Bearer scrape-secret"})
+        assert status == 200 and "taskcenter_" in body
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
