@@ -197,6 +197,8 @@ TASKCENTER_ALERT_WEBHOOK = env_str("TASKCENTER_ALERT_WEBHOOK")
 # REDIS_URL is set, otherwise files on this machine and a database table (created by migrate:
 # tasks/migrations/0008_cluster_cache_table.py).
 REDIS_URL = env_str("REDIS_URL")
+#: The database table of the "cluster" cache without Redis (created by migrate).
+CLUSTER_CACHE_TABLE = "taskcenter_cluster_cache"
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
@@ -208,7 +210,7 @@ else:
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
         },
-        "cluster": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "taskcenter_cluster_cache"},
+        "cluster": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": CLUSTER_CACHE_TABLE},
     }
 
 # --- REST API ---------------------------------------------------------------------------------

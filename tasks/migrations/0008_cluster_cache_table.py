@@ -3,18 +3,17 @@
 # setting, so a move from Redis to the database later finds it. createcachetable leaves an
 # existing table alone (installations that ran it by hand).
 
+from django.conf import settings
 from django.core.management import call_command
 from django.db import migrations
 
-TABLE = "taskcenter_cluster_cache"
-
 
 def create_table(apps, schema_editor):
-    call_command("createcachetable", TABLE, database=schema_editor.connection.alias, verbosity=0)
+    call_command("createcachetable", settings.CLUSTER_CACHE_TABLE, database=schema_editor.connection.alias, verbosity=0)
 
 
 def drop_table(apps, schema_editor):
-    schema_editor.execute(f"DROP TABLE IF EXISTS {schema_editor.quote_name(TABLE)}")
+    schema_editor.execute(f"DROP TABLE IF EXISTS {schema_editor.quote_name(settings.CLUSTER_CACHE_TABLE)}")
 
 
 class Migration(migrations.Migration):
