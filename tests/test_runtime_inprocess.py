@@ -409,3 +409,28 @@ def test_a_task_deleted_while_its_job_still_runs_stays_deleted_and_its_files_go(
     assert not Task.objects.filter(pk=task.pk).exists()
     assert not TaskLog.objects.filter(task_id=task.pk).exists()
     assert not task_files_dir(task.pk).exists()
+
+
+def test_a_heartbeat_sent_while_the_watchdog_decides_keeps_the_task_processing(db, monkeypatch):
+    """The watchdog found the heartbeat stale, and the worker's heartbeat lands before the watchdog
+    writes: the task is not marked lost; it goes on."""
+    from tasks.runtime import watchdog
+
+    task = Task.objects.create(
+        task_type="canary",
+        status="processing",
+        execution_id=uuid.uuid4(),
+        heartbeat_at=timezone.now() - timedelta(minutes=5),
+        worker="slow:1",
+    )
+    decide = watchdog._stale_before
+
+    def heartbeat_then_decide(lease):  # runs between the watchdog's select and its update
+        Task.objects.filter(pk=task.pk).update(heartbeat_at=timezone.now())
+        return decide(lease)
+
+    monkeypatch.setattr(watchdog, "_stale_before", heartbeat_then_decide)
+    assert sweep()["worker_lost"] == 0
+    task.refresh_from_db()
+    assert (task.status, task.error_category, task.worker) == ("processing", None, "slow:1")
+    assert not AuditLog.objects.filter(action="watchdog.worker_lost").exists()

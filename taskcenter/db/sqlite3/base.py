@@ -57,8 +57,8 @@ SLOW_WAIT_SECONDS = 5.0
 #: good — stopped in a debugger, hung — makes the others fail clearly instead of waiting forever.
 LOCK_TIMEOUT = float(os.environ.get("TASKCENTER_SQLITE_LOCK_TIMEOUT", "120"))
 #: A hold of the write lock at least this long is recorded in the lock file (when it began and
-#: ended): for that long nobody could write, and the watchdog does not count a heartbeat missed
-#: meanwhile against a worker.
+#: ended, joined to the long holds right before it): for that long nobody could write, and the
+#: watchdog does not count a heartbeat missed meanwhile against a worker.
 LONG_HOLD_SECONDS = 0.5
 _STAMP = struct.Struct("dd")
 #: Seconds between two checkpoints (by any process); the WAL holds at most about that much work.
@@ -162,18 +162,32 @@ class WriterLock:
             now = time.time()
             if now - self.held_since >= LONG_HOLD_SECONDS:
                 try:
-                    os.pwrite(self._fd, _STAMP.pack(self.held_since, now), 0)
+                    self._record_hold(now)
                 except OSError:
                     logger.warning("could not record a long hold of the SQLite write lock", exc_info=True)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
+    def _record_hold(self, end: float) -> None:
+        """Record the long hold ending now. One that began less than :data:`LONG_HOLD_SECONDS`
+        after the recorded period ended extends that period: waiters are woken in no particular
+        order, so a writer queued behind the first hold may have been passed over in the short gap
+        and waited through both."""
+        start = self.held_since
+        previous_start, previous_end = self._recorded()
+        if previous_end and start - previous_end < LONG_HOLD_SECONDS:
+            start = previous_start
+        os.pwrite(self._fd, _STAMP.pack(start, end), 0)
+
+    def _recorded(self) -> tuple[float, float]:
+        data = os.pread(self._fd, _STAMP.size, 0)
+        return _STAMP.unpack(data) if len(data) == _STAMP.size else (0.0, 0.0)
+
     def unwritable(self) -> tuple[float, float]:
         """While held: the last period ``(start, end)`` (``time.time()``) the database could not be
-        written for a while — the last hold of :data:`LONG_HOLD_SECONDS` or more — or
-        ``(0.0, 0.0)`` if none is known. When this acquire waited that long for a hold nobody
-        recorded (its holder died, or is not this backend), its start is unknown: ``0.0``."""
-        data = os.pread(self._fd, _STAMP.size, 0)
-        start, end = _STAMP.unpack(data) if len(data) == _STAMP.size else (0.0, 0.0)
+        written for a while — long holds (:data:`LONG_HOLD_SECONDS` or more) one right after the
+        other — or ``(0.0, 0.0)`` if none is known. When this acquire waited that long for a hold
+        nobody recorded (its holder died, or is not this backend), its start is unknown: ``0.0``."""
+        start, end = self._recorded()
         if self.waited >= LONG_HOLD_SECONDS and end < self.held_since - self.waited:
             return 0.0, self.held_since
         return start, end
