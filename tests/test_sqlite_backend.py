@@ -267,11 +267,11 @@ def test_a_fork_waits_for_a_running_checkpoint_and_the_child_starts_its_own(sqli
     assert cursor.execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (2,)]
 
 
-def test_a_writer_gives_up_with_a_clear_error_when_the_lock_is_held_past_its_deadline(sqlite_db, monkeypatch):
+def test_a_writer_gives_up_with_a_clear_error_when_the_lock_is_held_past_its_deadline(sqlite_db, settings):
     from django.db import OperationalError
 
     path, make = sqlite_db
-    monkeypatch.setattr(backend, "LOCK_TIMEOUT", 0.5, raising=False)
+    settings.TASKCENTER_SQLITE_LOCK_TIMEOUT = 0.5
     alias = make(busy_timeout=0.1)
     connections[alias].cursor().execute("CREATE TABLE t (who TEXT)")
     connections[alias].close()
