@@ -434,3 +434,30 @@ def test_a_heartbeat_sent_while_the_watchdog_decides_keeps_the_task_processing(d
     task.refresh_from_db()
     assert (task.status, task.error_category, task.worker) == ("processing", None, "slow:1")
     assert not AuditLog.objects.filter(action="watchdog.worker_lost").exists()
+
+
+def test_a_completion_refused_by_its_hook_keeps_the_last_log_lines_of_the_run(db, temporary_job, settings):
+    """The job logged, returned, and its completion hook refused the result (an import whose staged
+    rows do not match its checkpoint): the run fails, and what it logged last is there to read."""
+    from tasks.runtime.errors import DataError
+
+    settings.TASKCENTER_FLUSH_INTERVAL = 3600  # nothing flushed before the completion
+
+    def refused(ctx):
+        ctx.log("info", "staged 3 rows")
+        ctx.log("warn", "row 2 has no score")
+
+        def publish():
+            raise DataError("staged rows do not match the checkpoint")
+
+        ctx.on_complete(publish)
+        return {"rows": 3}
+
+    name = temporary_job("test.refused_completion", refused, max_attempts=1)
+    task = task_create(actor=SYSTEM, task_type=name)
+    assert run_task(str(task.pk)) == "failed"
+    task.refresh_from_db()
+    assert (task.status, task.error_category, task.result) == ("failed", "data", None)
+    logs = TaskLog.objects.filter(task_id=task.pk).order_by("timestamp", "pk")
+    messages = list(logs.values_list("message", flat=True))
+    assert messages == ["staged 3 rows", "row 2 has no score", "staged rows do not match the checkpoint"]
