@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_q.exceptions import TimeoutException
 from django_q.timeout import TimeoutHandler
 
 from taskcenter.errors import InvalidInput
@@ -375,12 +376,13 @@ def test_a_task_retried_while_a_dead_execution_held_it_is_sent_again_once_releas
     assert OrmQ.objects.count() == 1
 
 
-@pytest.mark.parametrize("ending", ["check", "return", "raise"])
+@pytest.mark.parametrize("ending", ["check", "return", "raise", "time out"])
 def test_a_task_deleted_while_its_job_still_runs_stays_deleted_and_its_files_go(
     transactional_db, temporary_job, settings, tmp_path, ending
 ):
     """Cancelled and deleted at once while the job still writes: whether the job next checks,
-    returns a result or fails, nothing comes back and what it wrote to its files is removed."""
+    returns a result, fails or runs out of time (django-q2's alarm raising in the job), nothing
+    comes back and what it wrote to its files is removed."""
     from tasks.runtime.files import task_files_dir
     from tasks.services import task_cancel, task_delete
 
@@ -401,6 +403,8 @@ def test_a_task_deleted_while_its_job_still_runs_stays_deleted_and_its_files_go(
             ctx.flush()
         elif ending == "raise":
             raise RuntimeError("the load failed after all")
+        elif ending == "time out":
+            raise TimeoutException("Task exceeded maximum timeout value (60 seconds)")
         return {"done": True}
 
     name = temporary_job("test.deleted_midway", deleted_midway)
