@@ -12,6 +12,7 @@ from pathlib import Path
 from taskcenter.config import (
     ConfigError,
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_networks,
@@ -116,6 +117,9 @@ DATABASES = {"default": parse_database_url(DATABASE_URL, base_dir=BASE_DIR)}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Tests run a real qcluster in another process, so the test database must be a file.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-taskcenter.sqlite3")}
+# SQLite: a writer gives up waiting for the write lock after this many seconds, so that a process
+# holding it for good (stopped in a debugger, hung) makes the others fail clearly, not wait forever.
+TASKCENTER_SQLITE_LOCK_TIMEOUT = env_float("TASKCENTER_SQLITE_LOCK_TIMEOUT", 120.0, minimum=1.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Internationalisation ---------------------------------------------------------------------

@@ -59,6 +59,20 @@ def test_malformed_network_list_stops_with_one_clear_line(name):
     ]
 
 
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        ("two minutes", "TASKCENTER_SQLITE_LOCK_TIMEOUT='two minutes' is not a number"),
+        ("0", "TASKCENTER_SQLITE_LOCK_TIMEOUT=0.0 must be at least 1.0"),
+    ],
+)
+def test_malformed_sqlite_lock_timeout_stops_with_one_clear_line(tmp_path, value, error):
+    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    done = manage("check", DEBUG="1", DATABASE_URL=database, TASKCENTER_SQLITE_LOCK_TIMEOUT=value)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"taskcenter: configuration error: {error}"]
+
+
 def test_deploy_check_passes_with_production_like_environment(tmp_path):
     done = manage(
         "check",

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_q.exceptions import TimeoutException
 from django_q.timeout import TimeoutHandler
 
 from taskcenter.errors import InvalidInput
@@ -375,12 +376,13 @@ def test_a_task_retried_while_a_dead_execution_held_it_is_sent_again_once_releas
     assert OrmQ.objects.count() == 1
 
 
-@pytest.mark.parametrize("ending", ["check", "return", "raise"])
+@pytest.mark.parametrize("ending", ["check", "return", "raise", "time out"])
 def test_a_task_deleted_while_its_job_still_runs_stays_deleted_and_its_files_go(
     transactional_db, temporary_job, settings, tmp_path, ending
 ):
     """Cancelled and deleted at once while the job still writes: whether the job next checks,
-    returns a result or fails, nothing comes back and what it wrote to its files is removed."""
+    returns a result, fails or runs out of time (django-q2's alarm raising in the job), nothing
+    comes back and what it wrote to its files is removed."""
     from tasks.runtime.files import task_files_dir
     from tasks.services import task_cancel, task_delete
 
@@ -401,6 +403,8 @@ def test_a_task_deleted_while_its_job_still_runs_stays_deleted_and_its_files_go(
             ctx.flush()
         elif ending == "raise":
             raise RuntimeError("the load failed after all")
+        elif ending == "time out":
+            raise TimeoutException("Task exceeded maximum timeout value (60 seconds)")
         return {"done": True}
 
     name = temporary_job("test.deleted_midway", deleted_midway)
@@ -409,3 +413,55 @@ def test_a_task_deleted_while_its_job_still_runs_stays_deleted_and_its_files_go(
     assert not Task.objects.filter(pk=task.pk).exists()
     assert not TaskLog.objects.filter(task_id=task.pk).exists()
     assert not task_files_dir(task.pk).exists()
+
+
+def test_a_heartbeat_sent_while_the_watchdog_decides_keeps_the_task_processing(db, monkeypatch):
+    """The watchdog found the heartbeat stale, and the worker's heartbeat lands before the watchdog
+    writes: the task is not marked lost; it goes on."""
+    from tasks.runtime import watchdog
+
+    task = Task.objects.create(
+        task_type="canary",
+        status="processing",
+        execution_id=uuid.uuid4(),
+        heartbeat_at=timezone.now() - timedelta(minutes=5),
+        worker="slow:1",
+    )
+    decide = watchdog._stale_before
+
+    def heartbeat_then_decide(lease):  # runs between the watchdog's select and its update
+        Task.objects.filter(pk=task.pk).update(heartbeat_at=timezone.now())
+        return decide(lease)
+
+    monkeypatch.setattr(watchdog, "_stale_before", heartbeat_then_decide)
+    assert sweep()["worker_lost"] == 0
+    task.refresh_from_db()
+    assert (task.status, task.error_category, task.worker) == ("processing", None, "slow:1")
+    assert not AuditLog.objects.filter(action="watchdog.worker_lost").exists()
+
+
+def test_a_completion_refused_by_its_hook_keeps_the_last_log_lines_of_the_run(db, temporary_job, settings):
+    """The job logged, returned, and its completion hook refused the result (an import whose staged
+    rows do not match its checkpoint): the run fails, and what it logged last is there to read."""
+    from tasks.runtime.errors import DataError
+
+    settings.TASKCENTER_FLUSH_INTERVAL = 3600  # nothing flushed before the completion
+
+    def refused(ctx):
+        ctx.log("info", "staged 3 rows")
+        ctx.log("warn", "row 2 has no score")
+
+        def publish():
+            raise DataError("staged rows do not match the checkpoint")
+
+        ctx.on_complete(publish)
+        return {"rows": 3}
+
+    name = temporary_job("test.refused_completion", refused, max_attempts=1)
+    task = task_create(actor=SYSTEM, task_type=name)
+    assert run_task(str(task.pk)) == "failed"
+    task.refresh_from_db()
+    assert (task.status, task.error_category, task.result) == ("failed", "data", None)
+    logs = TaskLog.objects.filter(task_id=task.pk).order_by("timestamp", "pk")
+    messages = list(logs.values_list("message", flat=True))
+    assert messages == ["staged 3 rows", "row 2 has no score", "staged rows do not match the checkpoint"]

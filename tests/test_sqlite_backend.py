@@ -12,6 +12,7 @@ import pytest
 from django.db import connections, transaction
 
 from taskcenter.db.sqlite3 import base as backend
+from tests.cluster import wait_for
 
 
 @pytest.fixture
@@ -266,11 +267,11 @@ def test_a_fork_waits_for_a_running_checkpoint_and_the_child_starts_its_own(sqli
     assert cursor.execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (2,)]
 
 
-def test_a_writer_gives_up_with_a_clear_error_when_the_lock_is_held_past_its_deadline(sqlite_db, monkeypatch):
+def test_a_writer_gives_up_with_a_clear_error_when_the_lock_is_held_past_its_deadline(sqlite_db, settings):
     from django.db import OperationalError
 
     path, make = sqlite_db
-    monkeypatch.setattr(backend, "LOCK_TIMEOUT", 0.5, raising=False)
+    settings.TASKCENTER_SQLITE_LOCK_TIMEOUT = 0.5
     alias = make(busy_timeout=0.1)
     connections[alias].cursor().execute("CREATE TABLE t (who TEXT)")
     connections[alias].close()
@@ -300,3 +301,124 @@ def test_a_writer_gives_up_with_a_clear_error_when_the_lock_is_held_past_its_dea
     thread.join(10)
     assert outcome == [[("after",)]], "once the lock is free, writing works again; the late write never happened"
     holder.close()
+
+
+class _Clock:
+    """``time.time()`` and ``time.monotonic()`` of the backend, moved on by the test."""
+
+    def __init__(self):
+        self.now = 1_700_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    found = _Clock()
+    monkeypatch.setattr(backend, "time", found)
+    return found
+
+
+def _hold(lock, clock, seconds: float, *, after: float = 0.0) -> None:
+    clock.now += after
+    lock.acquire()
+    clock.now += seconds
+    lock.release()
+
+
+def _unwritable(lock) -> tuple[float, float]:
+    lock.acquire()
+    try:
+        return lock.unwritable()
+    finally:
+        lock.release()
+
+
+def test_long_holds_back_to_back_are_one_period_the_database_could_not_be_written(tmp_path, clock):
+    """An import holds the write lock for minutes and another long transaction follows at once: a
+    writer queued behind both could not write for the whole time, not only during the last one."""
+    lock = backend.WriterLock(str(tmp_path / "db.sqlite3-writer.lock"), timeout=5)
+    began = clock.now
+    _hold(lock, clock, 190.0)
+    _hold(lock, clock, 0.6, after=0.01)
+    _hold(lock, clock, 0.01, after=0.01)  # short holds between long ones record nothing
+    _hold(lock, clock, 0.7, after=0.1)
+    assert _unwritable(lock) == pytest.approx((began, clock.now), abs=1e-3)
+
+
+def test_long_holds_apart_are_separate_periods_and_the_latest_is_known(tmp_path, clock):
+    lock = backend.WriterLock(str(tmp_path / "db.sqlite3-writer.lock"), timeout=5)
+    _hold(lock, clock, 190.0)
+    _hold(lock, clock, 0.6, after=5.0)
+    assert _unwritable(lock) == pytest.approx((clock.now - 0.6, clock.now), abs=1e-3)
+
+
+def test_a_long_wait_for_a_hold_nobody_recorded_has_no_known_start(tmp_path, clock):
+    """Another program (or a process that died) held the lock without recording it: the waiter
+    knows when the period ended, not when it began."""
+    import fcntl
+
+    path = str(tmp_path / "db.sqlite3-writer.lock")
+    lock = backend.WriterLock(path, timeout=600)
+    _hold(lock, clock, 3.0)  # an earlier, recorded period
+    clock.now += 1.0
+    other = os.open(path, os.O_RDWR)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    thread, outcome = _in_thread(lambda: (lock.acquire(), lock.unwritable())[1])
+    wait_for(lambda: any(t.name == "sqlite-writer-lock" for t in threading.enumerate()), message="the wait")
+    clock.now += 200.0
+    fcntl.flock(other, fcntl.LOCK_UN)
+    os.close(other)
+    thread.join(10)
+    assert outcome == [(0.0, clock.now)]
+    lock.close()
+
+
+def test_the_watchdog_decides_later_after_a_long_wait_for_a_hold_nobody_recorded(transactional_db, clock):
+    """A task's heartbeat looks stale, but the watchdog itself just waited long for the write lock
+    and nobody recorded since when it was held: it cannot tell how long heartbeats could not be
+    written, so the task counts as lost at a later sweep, not at this one."""
+    import fcntl
+    import uuid
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from tasks.models import Task
+    from tasks.runtime.watchdog import sweep
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the write lock is SQLite's")
+    clock.now = time.time()
+    task = Task.objects.create(
+        task_type="canary",
+        status="processing",
+        execution_id=uuid.uuid4(),
+        heartbeat_at=timezone.now() - timedelta(minutes=5),
+        worker="elsewhere:1",
+    )
+    other = os.open(f"{connection.settings_dict['NAME']}-writer.lock", os.O_RDWR)
+    fcntl.flock(other, fcntl.LOCK_EX)
+
+    def sweep_and_close():
+        try:
+            return sweep()
+        finally:
+            connection.close()
+
+    thread, outcome = _in_thread(sweep_and_close)
+    try:
+        wait_for(lambda: any(t.name == "sqlite-writer-lock" for t in threading.enumerate()), message="the wait")
+        clock.now += 200.0
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+    thread.join(30)
+    assert outcome == [{"worker_lost": 0, "released": 0, "enqueued": 0}]
+    task.refresh_from_db()
+    assert (task.status, task.error_category) == ("processing", None)

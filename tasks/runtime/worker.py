@@ -130,19 +130,32 @@ def _claim(task_id: uuid.UUID, execution_id: uuid.UUID) -> str:
 
 
 def _complete(ctx: TaskContext, result) -> bool:
-    """Record the result; False when a user's cancel or pause got there first (no result)."""
+    """Record the result; False when a user's cancel or pause got there first (no result). When a
+    completion hook raises, nothing is written and the run's buffered logs stay for the failure."""
     logs = ctx.pending_logs()
-    if hotpath.complete(
-        ctx.task_id,
-        ctx.execution_id,
-        result=result,
-        checkpoint=ctx.checkpoint_data,
-        logs=logs,
-        hooks=ctx.completion_hooks,
-    ):
-        return True
-    ctx.restore_logs(logs)
-    now = timezone.now()
+    try:
+        recorded = hotpath.complete(
+            ctx.task_id,
+            ctx.execution_id,
+            result=result,
+            checkpoint=ctx.checkpoint_data,
+            logs=logs,
+            hooks=ctx.completion_hooks,
+        ) or _complete_by_transition(ctx, result, logs)
+    except Exception:
+        ctx.restore_logs(logs)
+        raise
+    if not recorded:
+        # Cancelled or paused (or cancelled and deleted) between the job's last check and its
+        # return: that decision wins, and no result is written.
+        ctx.restore_logs(logs)
+        _release(ctx, reason="stopped before completion was recorded")
+    return recorded
+
+
+def _complete_by_transition(ctx: TaskContext, result, logs: list[TaskLog]) -> bool:
+    """The general path of :func:`_complete`, which says why the fast one changed nothing; False
+    when the execution no longer holds a processing task."""
     try:
         with transaction.atomic():
             transition(
@@ -154,20 +167,17 @@ def _complete(ctx: TaskContext, result) -> bool:
                 fields={
                     "result": result,
                     "progress": 100.0,
-                    "completed_at": now,
+                    "completed_at": timezone.now(),
                     "execution_id": None,
                     "heartbeat_at": None,
                     "checkpoint": ctx.checkpoint_data,
                 },
             )
             ctx.finished_stage_updates()
-            TaskLog.objects.bulk_create(ctx.pending_logs())
+            TaskLog.objects.bulk_create(logs)
             for hook in ctx.completion_hooks:
                 hook()
     except (IllegalTransition, StaleExecution, NotFound):
-        # Cancelled or paused (or cancelled and deleted) between the job's last check and its
-        # return: that decision wins, and no result is written.
-        _release(ctx, reason="stopped before completion was recorded")
         return False
     return True
 

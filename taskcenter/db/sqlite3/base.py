@@ -4,8 +4,7 @@ SQLite admits one writer at a time. A connection that finds the write lock taken
 handler, which *sleeps* 1, 2, 5, 10, 15, 20, 25 … ms between attempts and cannot be replaced
 from Python. With several processes writing short transactions (web processes, the django-q2
 pusher, monitor and workers) the lock is then often free while every waiter sleeps, and a
-process that commits and begins again at once (a loop creating tasks) starves the others:
-measured, the workers completed 30–60 tasks/s while one process created tasks, 200/s after.
+process that commits and begins again at once (a loop creating tasks) starves the others.
 
 Here every write — an explicit transaction (Django's ``atomic``, ``BEGIN IMMEDIATE``) and a write
 statement run in autocommit mode — first takes an exclusive ``flock`` on ``<database>-writer.lock``.
@@ -16,17 +15,17 @@ holding the lock releases it with its file descriptors.
 
 Checkpoints move out of the lock and off the writer's path. SQLite's automatic checkpoint runs
 inside ``COMMIT`` — in the committing process, after SQLite's own lock is released but while
-this file lock is still held — and with ``synchronous=NORMAL`` it is where the fsyncs happen
-(measured: 60 % of a small transaction's time). Automatic checkpoints are off; instead, a
+this file lock is still held — and with ``synchronous=NORMAL`` it is where the fsyncs happen,
+so every writer queued behind would wait for the disk. Automatic checkpoints are off; instead, a
 connection that has just written and let go of the lock asks its process's checkpoint thread
 for a passive checkpoint when nobody has run one for ``CHECKPOINT_INTERVAL`` seconds (the mtime
 of ``<database>-checkpoint.stamp`` says when).
 
 A passive checkpoint alone never lets the WAL start over while writes keep coming: SQLite rewinds
 the WAL only when a writer begins with every frame copied back and no reader on the WAL, which a
-busy cluster never offers. Measured under the throughput benchmark: a 1 GB WAL for a 10 MB
-database after 10,000 tasks, and every transaction slower as it grew (each write extends the file,
-each page read searches a longer WAL index). So when the WAL holds more than ``RESTART_FRAMES``
+busy cluster never offers. The WAL then grows without bound, many times the database, and every
+transaction gets slower as it grows (each write extends the file, each page read searches a longer
+WAL index). So when the WAL holds more than ``RESTART_FRAMES``
 frames after the passive checkpoint, the thread takes the write lock and runs a RESTART
 checkpoint: only what was written since the passive one is left to copy, the readers still on the
 WAL (milliseconds) are waited for at most ``RESTART_WAIT_MS`` (a restart that gave up is tried
@@ -44,6 +43,7 @@ import struct
 import threading
 import time
 
+from django.conf import settings
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
 
@@ -52,13 +52,9 @@ logger = logging.getLogger(__name__)
 
 #: A wait for the write lock at least this long is logged.
 SLOW_WAIT_SECONDS = 5.0
-#: A writer gives up waiting for the write lock after this many seconds with
-#: :class:`WriterLockTimeout` (``TASKCENTER_SQLITE_LOCK_TIMEOUT``): a process that holds it for
-#: good — stopped in a debugger, hung — makes the others fail clearly instead of waiting forever.
-LOCK_TIMEOUT = float(os.environ.get("TASKCENTER_SQLITE_LOCK_TIMEOUT", "120"))
 #: A hold of the write lock at least this long is recorded in the lock file (when it began and
-#: ended): for that long nobody could write, and the watchdog does not count a heartbeat missed
-#: meanwhile against a worker.
+#: ended, joined to the long holds right before it): for that long nobody could write, and the
+#: watchdog does not count a heartbeat missed meanwhile against a worker.
 LONG_HOLD_SECONDS = 0.5
 _STAMP = struct.Struct("dd")
 #: Seconds between two checkpoints (by any process); the WAL holds at most about that much work.
@@ -77,15 +73,16 @@ WAL_SIZE_LIMIT = 32 * 1024 * 1024
 
 
 class WriterLockTimeout(OperationalError):
-    """The SQLite write lock could not be had within :data:`LOCK_TIMEOUT` seconds."""
+    """The SQLite write lock could not be had within its timeout (``TASKCENTER_SQLITE_LOCK_TIMEOUT``)."""
 
 
 class WriterLock:
-    """An exclusive ``flock`` on one file; one holder per process at a time per instance."""
+    """An exclusive ``flock`` on one file; one holder per process at a time per instance. A wait
+    for it fails after ``timeout`` seconds (by default ``settings.TASKCENTER_SQLITE_LOCK_TIMEOUT``)."""
 
     def __init__(self, path: str, timeout: float | None = None):
         self.path = path
-        self.timeout = LOCK_TIMEOUT if timeout is None else timeout
+        self.timeout = settings.TASKCENTER_SQLITE_LOCK_TIMEOUT if timeout is None else timeout
         self._fd: int | None = None
         self._pid: int | None = None
         self.held = False
@@ -162,18 +159,32 @@ class WriterLock:
             now = time.time()
             if now - self.held_since >= LONG_HOLD_SECONDS:
                 try:
-                    os.pwrite(self._fd, _STAMP.pack(self.held_since, now), 0)
+                    self._record_hold(now)
                 except OSError:
                     logger.warning("could not record a long hold of the SQLite write lock", exc_info=True)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
+    def _record_hold(self, end: float) -> None:
+        """Record the long hold ending now. One that began less than :data:`LONG_HOLD_SECONDS`
+        after the recorded period ended extends that period: waiters are woken in no particular
+        order, so a writer queued behind the first hold may have been passed over in the short gap
+        and waited through both."""
+        start = self.held_since
+        previous_start, previous_end = self._recorded()
+        if previous_end and start - previous_end < LONG_HOLD_SECONDS:
+            start = previous_start
+        os.pwrite(self._fd, _STAMP.pack(start, end), 0)
+
+    def _recorded(self) -> tuple[float, float]:
+        data = os.pread(self._fd, _STAMP.size, 0)
+        return _STAMP.unpack(data) if len(data) == _STAMP.size else (0.0, 0.0)
+
     def unwritable(self) -> tuple[float, float]:
         """While held: the last period ``(start, end)`` (``time.time()``) the database could not be
-        written for a while — the last hold of :data:`LONG_HOLD_SECONDS` or more — or
-        ``(0.0, 0.0)`` if none is known. When this acquire waited that long for a hold nobody
-        recorded (its holder died, or is not this backend), its start is unknown: ``0.0``."""
-        data = os.pread(self._fd, _STAMP.size, 0)
-        start, end = _STAMP.unpack(data) if len(data) == _STAMP.size else (0.0, 0.0)
+        written for a while — long holds (:data:`LONG_HOLD_SECONDS` or more) one right after the
+        other — or ``(0.0, 0.0)`` if none is known. When this acquire waited that long for a hold
+        nobody recorded (its holder died, or is not this backend), its start is unknown: ``0.0``."""
+        start, end = self._recorded()
         if self.waited >= LONG_HOLD_SECONDS and end < self.held_since - self.waited:
             return 0.0, self.held_since
         return start, end
@@ -212,10 +223,9 @@ class _Checkpointer:
     """A daemon thread per process and database that runs the passive checkpoints asked for.
 
     A checkpoint copies the WAL's pages into the database file and fsyncs both; the copying is
-    cheap (1–2 ms after half a second of busy writing, measured) but the fsyncs take 50–100 ms,
-    and run inline they stalled whichever process had just written — 15–20 % of the time of a
-    process creating tasks, and as often django-q2's pusher or a worker. The thread waits for
-    the disk instead, on its own connection; requests made while it works fold into one.
+    cheap but the fsyncs are slow, and run inline they stall whichever process had just written
+    (one creating tasks, django-q2's pusher, a worker). The thread waits for the disk instead,
+    on its own connection; requests made while it works fold into one.
 
     Fork safety: a process must not fork while another of its threads is inside SQLite (the child
     would inherit SQLite's locks held). Before a fork the forking thread waits until no
@@ -438,9 +448,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         ``first``'s row (``returning``: it ends in ``RETURNING``) or its row count.
 
         The same statements through ``transaction.atomic()`` and Django's cursors hold the write
-        lock — the one resource all writers of the database queue for — about twice as long
-        (measured on a worker's claim: 218 µs, of which SQLite needed 92). Errors are Django's
-        database errors, as through a cursor.
+        lock — the one resource all writers of the database queue for — longer: Django's query
+        building and bookkeeping run while it is held.
+        Errors are Django's database errors, as through a cursor.
         """
         self.close_if_health_check_failed()
         self.ensure_connection()
