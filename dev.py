@@ -80,7 +80,7 @@ def local_env() -> dict:
                 out.write(secrets.token_urlsafe(50))
         env["SECRET_KEY"] = key_file.read_text().strip()
     # The local service is served over plain HTTP on 127.0.0.1: secure-only cookies would make the
-    # admin login impossible. Behind TLS, set SECURE_COOKIES=1 (README, "Configuration").
+    # admin login impossible. Behind TLS, set SECURE_COOKIES=1 (docs/configuration.md).
     env.setdefault("SECURE_COOKIES", "0")
     return env
 

@@ -2,7 +2,7 @@
 """Scale-out: the same 500 canary tasks through one and through two django-q2 clusters.
 
 PostgreSQL with Redis (``--broker redis``, the default) or with the ORM broker (``--broker orm``:
-the tasks table as the queue), as on several machines (README, "Running on several machines");
+the tasks table as the queue), as on several machines (docs/operations.md, "A server install and several machines");
 each cluster is a separate ``manage.py qcluster`` with the default worker count. Every task must end
 ``completed`` exactly once: ``lost`` counts tasks that did not, ``duplicated`` tasks completed
 more than once (audit rows). The last line is one JSON object.

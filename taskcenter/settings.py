@@ -1,4 +1,4 @@
-"""Django settings for taskcenter, read from the environment (README.md, "Configuration").
+"""Django settings for taskcenter, read from the environment (docs/configuration.md).
 
 Defaults give a working single-machine install: SQLite under ``var/`` and django-q2's ORM broker.
 ``DATABASE_URL`` and ``REDIS_URL`` move the same code onto PostgreSQL and Redis.

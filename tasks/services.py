@@ -323,8 +323,8 @@ def refuse_a_second_active_task(batch: Batch, *, excluding=None) -> None:
 BULK_DEPENDENTS: list[Callable[[list], object]] = []
 
 #: Log lines deleted per statement before their task is: a task's own cascade deletes all of its
-#: lines in one statement, and on SQLite that holds the only write lock as long (README, "Bulk
-#: work is bounded").
+#: lines in one statement, and on SQLite that holds the only write lock as long (docs/api.md,
+#: "Bulk limits").
 LOG_ROWS_PER_TRANSACTION = 10_000
 
 

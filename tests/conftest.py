@@ -137,7 +137,7 @@ def stop_all_tasks() -> None:
 
 @pytest.fixture
 def web_server(transactional_db, tmp_path):
-    """gunicorn, as README runs it, serving the test database on a free port."""
+    """gunicorn, as docs/operations.md runs it, serving the test database on a free port."""
     from tests.cluster import WebServer
 
     server = WebServer(tmp_path).start()

@@ -1,6 +1,7 @@
-"""The server install exactly as README's "Running on several machines" documents it: ``manage.py
-migrate``, gunicorn with ``DEBUG=0`` and a ``manage.py qcluster`` beside it, on a fresh database
-and a fresh environment (production settings, no ``dev.py``, no test settings)."""
+"""The server install exactly as docs/operations.md ("A server install and several machines")
+documents it: ``manage.py migrate``, gunicorn with ``DEBUG=0`` and a ``manage.py qcluster`` beside
+it, on a fresh database and a fresh environment (production settings, no ``dev.py``, no test
+settings)."""
 
 from __future__ import annotations
 
