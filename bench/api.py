@@ -1,14 +1,22 @@
 #!/usr/bin/env python
-"""API latency with 100,000 tasks, against the floor of a bare ORM query + json.dumps.
+"""API latency with 100,000 tasks, against a bare Django view serving the same rows under the same load.
 
-Fills a fresh SQLite database with ``--tasks`` tasks (each with its stages and two log lines),
-serves it with gunicorn as ``dev.py run`` does
-(4 processes × 8 threads), and sends ``--requests`` requests of each kind —
-the task list (page_size=50, unfiltered and filtered by status), task detail, task progress — from
-4 concurrent keep-alive clients on loopback (4 processes). The same list rows fetched by a bare
-Django ORM query and ``json.dumps`` are timed in-process as the floor. The list requests are also
-sent by one client alone (``list_p50_one_client_ms``): the request's own cost, without the queueing
-of four clients on this machine's cores. The last line is one JSON object.
+Fills a fresh SQLite database with ``--tasks`` tasks (each with its stages and two log lines) and
+serves it with gunicorn as ``dev.py run`` does (4 processes × 8 threads), with the benchmark's
+settings (bench/floor_settings.py): the product's URLs plus ``/bench/floor``, a bare view that
+answers with the rows of the list's first page (the same 50 rows and columns, ``values_list`` +
+``json.dumps``; no authentication, no DRF) in the same server processes.
+
+From 4 concurrent keep-alive clients on loopback (4 processes) it sends ``--requests`` task-list
+requests (page_size=50, unfiltered and filtered by status), each client alternating them with
+floor requests for the same rows (floor, list, floor, filtered list, …): ``floor_list_p50_ms`` is
+the floor's p50 under the same load as the list's, and ``ratio_to_floor`` the list's p50 over it.
+Then ``--requests`` task details and task progresses (API only). ``rps`` counts every request
+those three four-client runs answered (the floor's included) over their wall time. The list and
+its floor are also sent by one client alone (``list_p50_one_client_ms``,
+``floor_one_client_p50_ms``): the request's own cost, without the queueing of four clients on this
+machine's cores. ``floor_inprocess_p50_ms`` is the floor's query and ``json.dumps`` timed in this
+process, without HTTP or Django's request handling. The last line is one JSON object.
 
     .venv/bin/python bench/api.py [--tasks 100000] [--requests 500]
 """
@@ -32,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, percentile, setup_django, wait_until
 
 CLIENTS = 4
+FLOOR = "/bench/floor"
+LIST = "/api/v1/tasks?"
 
 
 def fill(n_tasks: int) -> list[str]:
@@ -76,42 +86,22 @@ def fill(n_tasks: int) -> list[str]:
     return ids
 
 
-def floor_list_ms(repeats: int) -> list[float]:
-    from tasks.models import Task
+def floor_inprocess_ms(repeats: int) -> list[float]:
+    from bench.floor_urls import floor_body
 
-    fields = [
-        "id",
-        "task_type",
-        "batch__batch_code",
-        "status",
-        "progress",
-        "error_message",
-        "error_category",
-        "attempt",
-        "max_attempts",
-        "trigger",
-        "created_by__username",
-        "created_at",
-        "started_at",
-        "completed_at",
-        "updated_at",
-    ]
     timings = []
     for i in range(repeats):
         started = time.perf_counter()
-        query = Task.objects.order_by("-created_at")
-        if i % 2:
-            query = query.filter(status="processing")
-        rows = list(query.values(*fields)[:50])
-        json.dumps(rows, default=str)
+        floor_body("processing" if i % 2 == 0 else None)
         timings.append((time.perf_counter() - started) * 1000)
     return timings
 
 
 def _client(port: int, token: str, paths: list[str], ready, go, results) -> None:
     """One client: its own process (as real clients are: no interpreter lock shared with the
-    others, so a response is timed the moment it arrives) and one keep-alive connection. Puts its
-    latencies (ms) on ``results``, or the error that stopped it."""
+    others, so a response is timed the moment it arrives) and one keep-alive connection. Sends
+    ``paths`` in order and puts their ``(path, latency in ms)`` on ``results``, or the error that
+    stopped it."""
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         connection.connect()
@@ -125,27 +115,30 @@ def _client(port: int, token: str, paths: list[str], ready, go, results) -> None
             response.read()
             if response.status != 200:
                 raise RuntimeError(f"{path}: {response.status}")
-            mine.append((time.perf_counter() - started) * 1000)
+            mine.append((path, (time.perf_counter() - started) * 1000))
         results.put(mine)
     except Exception as exc:  # reported to the parent, which fails the run
         results.put(RuntimeError(f"client failed: {exc!r}"))
 
 
-def run_clients(port: int, token: str, paths: list[str], clients: int = CLIENTS) -> tuple[list[float], float]:
-    """``paths`` shared round-robin among ``clients`` client processes, started together;
-    returns every latency (ms) and the wall time of the whole run."""
+def run_clients(
+    port: int, token: str, rounds: list[tuple[str, ...]], clients: int = CLIENTS
+) -> tuple[list[tuple[str, float]], float]:
+    """``rounds`` shared round-robin among ``clients`` client processes, started together; a client
+    sends each of its rounds' paths one after the other. Returns every ``(path, latency in ms)``
+    and the wall time of the whole run."""
     context = multiprocessing.get_context("fork")
     ready, go, results = context.Barrier(clients + 1), context.Event(), context.Queue()
+    shares = [[path for round_ in rounds[number::clients] for path in round_] for number in range(clients)]
     processes = [
-        context.Process(target=_client, args=(port, token, paths[number::clients], ready, go, results), daemon=True)
-        for number in range(clients)
+        context.Process(target=_client, args=(port, token, share, ready, go, results), daemon=True) for share in shares
     ]
     for process in processes:
         process.start()
     ready.wait(timeout=30)  # every client connected (a client that failed breaks the barrier)
     started = time.perf_counter()
     go.set()
-    latencies: list[float] = []
+    latencies: list[tuple[str, float]] = []
     for _ in processes:
         found = results.get(timeout=600)
         if isinstance(found, Exception):
@@ -155,6 +148,42 @@ def run_clients(port: int, token: str, paths: list[str], clients: int = CLIENTS)
     for process in processes:
         process.join()
     return latencies, elapsed
+
+
+def list_rounds(requests: int) -> list[tuple[str, str]]:
+    """``requests`` list requests, unfiltered and filtered by status in turn, each preceded by the
+    floor request for the same rows."""
+    rounds = []
+    for i in range(requests):
+        query = "" if i % 2 else "status=processing"
+        rounds.append((f"{FLOOR}?{query}".rstrip("?"), f"{LIST}page_size=50&{query}".rstrip("&")))
+    return rounds
+
+
+def check_same_rows(port: int, token: str) -> None:
+    """The floor answers with the list's first page: the same tasks in the same order."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for floor_path, list_path in list_rounds(2):
+        connection.request("GET", floor_path)
+        floor_ids = [row[0] for row in json.loads(connection.getresponse().read())]
+        connection.request("GET", list_path, headers={"Authorization": f"Token {token}"})
+        page = json.loads(connection.getresponse().read())["data"]["results"]
+        if floor_ids != [item["task_id"] for item in page] or len(floor_ids) != 50:
+            raise RuntimeError(f"{floor_path} and {list_path} answer with different rows")
+    connection.close()
+
+
+def only(paths: list[str]) -> list[tuple[str]]:
+    """Rounds of one request each."""
+    return [(path,) for path in paths]
+
+
+def ms(timed: list[tuple[str, float]], prefix: str) -> list[float]:
+    return [latency for path, latency in timed if path.startswith(prefix)]
+
+
+def p50(values: list[float]) -> float:
+    return percentile(values, 0.5)
 
 
 def main() -> None:
@@ -186,7 +215,7 @@ def main() -> None:
             "8",
         ],
         cwd=ROOT,
-        env={**os.environ, "SECURE_COOKIES": "0"},
+        env={**os.environ, "SECURE_COOKIES": "0", "DJANGO_SETTINGS_MODULE": "bench.floor_settings"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -202,37 +231,41 @@ def main() -> None:
 
         wait_until(up, 30, 0.1)
         rng = random.Random(1)
-        list_paths = [
-            "/api/v1/tasks?page_size=50" if i % 2 else "/api/v1/tasks?page_size=50&status=processing"
-            for i in range(args.requests)
-        ]
+        check_same_rows(port, token)
+        rounds = list_rounds(args.requests)
         detail_paths = [f"/api/v1/tasks/{rng.choice(ids)}" for _ in range(args.requests)]
         progress_paths = [f"/api/v1/statistics/tasks/{rng.choice(ids)}/progress" for _ in range(args.requests)]
-        run_clients(port, token, list_paths[:40] + detail_paths[:40])  # warm up
+        run_clients(port, token, rounds[:40] + only(detail_paths[:40]))  # warm up
         # One client alone first: the request's own cost, without the queueing that four clients
         # on this machine's cores add.
-        alone_ms, _ = run_clients(port, token, list_paths, clients=1)
-        list_ms, list_s = run_clients(port, token, list_paths)
-        detail_ms, detail_s = run_clients(port, token, detail_paths)
-        progress_ms, progress_s = run_clients(port, token, progress_paths)
+        alone, _ = run_clients(port, token, rounds, clients=1)
+        listed, list_s = run_clients(port, token, rounds)
+        detail, detail_s = run_clients(port, token, only(detail_paths))
+        progress, progress_s = run_clients(port, token, only(progress_paths))
     finally:
         server.terminate()
         server.wait(timeout=20)
 
-    floor = floor_list_ms(args.requests)
-    total = len(list_ms) + len(detail_ms) + len(progress_ms)
+    list_ms, floor_ms = ms(listed, LIST), ms(listed, FLOOR)
+    alone_ms, alone_floor_ms = ms(alone, LIST), ms(alone, FLOOR)
+    inprocess = floor_inprocess_ms(args.requests)
+    total = len(listed) + len(detail) + len(progress)
     result = {
         "tasks": len(ids),
-        "list_p50_ms": round(percentile(list_ms, 0.5), 2),
+        "list_p50_ms": round(p50(list_ms), 2),
         "list_p95_ms": round(percentile(list_ms, 0.95), 2),
-        "detail_p95_ms": round(percentile(detail_ms, 0.95), 2),
-        "progress_p95_ms": round(percentile(progress_ms, 0.95), 2),
+        "detail_p95_ms": round(percentile(ms(detail, "/"), 0.95), 2),
+        "progress_p95_ms": round(percentile(ms(progress, "/"), 0.95), 2),
         "rps": round(total / (list_s + detail_s + progress_s), 1),
-        "floor_list_p50_ms": round(percentile(floor, 0.5), 2),
-        "ratio_to_floor": round(percentile(list_ms, 0.5) / percentile(floor, 0.5), 2),
-        # The same list requests from one client alone, and that latency against the floor.
-        "list_p50_one_client_ms": round(percentile(alone_ms, 0.5), 2),
-        "ratio_one_client": round(percentile(alone_ms, 0.5) / percentile(floor, 0.5), 2),
+        # The bare view, over HTTP in the same server processes, alternating with the list requests.
+        "floor_list_p50_ms": round(p50(floor_ms), 2),
+        "ratio_to_floor": round(p50(list_ms) / p50(floor_ms), 2),
+        # The same list and floor requests from one client alone.
+        "list_p50_one_client_ms": round(p50(alone_ms), 2),
+        "floor_one_client_p50_ms": round(p50(alone_floor_ms), 2),
+        "ratio_one_client": round(p50(alone_ms) / p50(alone_floor_ms), 2),
+        # The floor's query and json.dumps alone, in this process (no HTTP, no request handling).
+        "floor_inprocess_p50_ms": round(p50(inprocess), 2),
     }
     print(json.dumps(result))
 
