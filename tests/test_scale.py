@@ -82,6 +82,13 @@ def test_two_clusters_run_every_task_exactly_once_when_one_is_killed(two_cluster
     }
     ran_on = {int(w.rsplit(":", 1)[1]) for w in canaries.exclude(worker="").values_list("worker", flat=True)}
     assert ran_on & pids["a"] and ran_on & pids["b"], "both clusters took tasks"
+
+    def running_on_a():
+        workers = canaries.filter(status="processing").values_list("worker", flat=True)
+        return any(int(worker.rsplit(":", 1)[1]) in pids["a"] for worker in workers if worker)
+
+    # Killed while one of its workers runs a task (between two tasks there would be nothing to recover).
+    wait_for(running_on_a, timeout=30, interval=0.01, message="a task running on machine A")
     os.killpg(machine_a.qcluster.pid, signal.SIGKILL)  # machine A's cluster dies, mid-run
     killed_at = canaries.filter(status="completed").count()
     assert killed_at < TASKS, "the kill happened while work remained"
