@@ -29,7 +29,6 @@ import json
 import multiprocessing
 import os
 import random
-import subprocess
 import sys
 import time
 import uuid
@@ -37,7 +36,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, percentile, setup_django, wait_until
+from bench.common import percentile, setup_django, start_gunicorn, wait_until
 
 CLIENTS = 4
 FLOOR = "/bench/floor"
@@ -201,23 +200,8 @@ def main() -> None:
     token = Token.objects.create(user_id=1).key
 
     port = 8799
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "taskcenter.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "4",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "8",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "SECURE_COOKIES": "0", "DJANGO_SETTINGS_MODULE": "bench.floor_settings"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server = start_gunicorn(
+        port, workers=4, threads=8, env={"SECURE_COOKIES": "0", "DJANGO_SETTINGS_MODULE": "bench.floor_settings"}
     )
     try:
 

@@ -42,6 +42,17 @@ def start_process(*args: str, env: dict | None = None, log: Path | None = None) 
     )
 
 
+def start_gunicorn(port: int, *, workers: int, threads: int, env: dict, timeout: int | None = None) -> subprocess.Popen:
+    """``gunicorn taskcenter.wsgi`` (gthread) on 127.0.0.1:``port`` with ``env`` added."""
+    args = [str(Path(sys.executable).with_name("gunicorn")), "taskcenter.wsgi", "--bind", f"127.0.0.1:{port}"]
+    args += ["--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads)]
+    if timeout is not None:
+        args += ["--timeout", str(timeout)]
+    return subprocess.Popen(
+        args, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 def stop_process(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()

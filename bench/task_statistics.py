@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, percentile, setup_django, wait_until
+from bench.common import percentile, setup_django, start_gunicorn, wait_until
 
 TYPES = ["canary", "statistics", "import_assessments", "maintenance.purge"]
 
@@ -105,25 +104,8 @@ def main() -> None:
     token = Token.objects.create(user=user).key
 
     port = 8798
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "taskcenter.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "--timeout",
-            "600",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "SECURE_COOKIES": "0", "THROTTLE_USER": "10000000/min"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server = start_gunicorn(
+        port, workers=1, threads=4, timeout=600, env={"SECURE_COOKIES": "0", "THROTTLE_USER": "10000000/min"}
     )
     try:
 
