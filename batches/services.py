@@ -130,23 +130,18 @@ def batch_delete(*, actor: Actor, batch_code: str) -> None:
             _refuse_to_delete_while_active(batch, deleted)
             count = Task.objects.filter(pk__in=chunk, batch=batch).delete()[1].get("tasks.Task", 0)
             deleted += count
-            if not batch.tasks.exists():
+            last = not batch.tasks.exists()
+            if last:
                 batch.delete()
-                audit(
-                    actor=actor,
-                    action="batch.delete",
-                    target_type="batch",
-                    target_id=batch_code,
-                    details={"deleted_tasks": deleted},
-                )
-                return
             audit(
                 actor=actor,
-                action="batch.delete_tasks",
+                action="batch.delete" if last else "batch.delete_tasks",
                 target_type="batch",
                 target_id=batch_code,
-                details={"deleted_tasks": count},
+                details={"deleted_tasks": deleted if last else count},
             )
+        if last:
+            return
 
 
 def _refuse_to_delete_while_active(batch: Batch, deleted: int) -> None:

@@ -243,7 +243,7 @@ class IndexedValuesFilter(admin.AllValuesFieldListFilter):
 @admin.register(AuditLog)
 class AuditLogAdmin(ObjectIdMixin, admin.ModelAdmin):
     """Read-only for everyone, superusers included. No date hierarchy: its year and month links
-    are a DISTINCT over every row's truncated time (seconds at a million rows); the date filter
+    are a DISTINCT over every row's truncated time, which grows with the log; the date filter
     (today, past 7 days, this month, this year) reads the created_at index."""
 
     list_display = ("created_at", "actor_name", "action", "target_type", "target_id", "from_status", "to_status")
@@ -262,7 +262,7 @@ class AuditLogAdmin(ObjectIdMixin, admin.ModelAdmin):
     def get_ordering(self, request):
         # Filtered by date, newest first by time: the created_at index gives the range in that
         # order (the ids' order too: both grow as rows are written), where ordered by id the
-        # whole range would be sorted first (a second at a million rows).
+        # whole range would be sorted first.
         if any(key.startswith("created_at__") for key in request.GET):
             return ("-created_at",)
         return super().get_ordering(request)

@@ -66,11 +66,11 @@ class ObjectIdMixin:
 
 
 class ServiceDeleteMixin:
-    """For a ModelAdmin whose ``delete_model`` calls a service: a refusal (an active task, a worker
-    still stopping) on the object's Delete page becomes an error message on the object's page, not
-    a server error. Django's delete view runs in a transaction, so its log entry is rolled back
-    with everything else: nothing was deleted, and nothing says it was. The confirmation page
-    counts what goes along instead of listing it (:func:`deletion_summary`)."""
+    """For a ModelAdmin whose ``delete_model`` calls a service: a refusal (an active task) on the
+    object's Delete page becomes an error message on the object's page, not a server error.
+    Django's delete view runs in a transaction, so its log entry is rolled back with everything
+    else: nothing was deleted, and nothing says it was. The confirmation page counts what goes
+    along instead of listing it (:func:`deletion_summary`)."""
 
     def get_deleted_objects(self, objs, request):
         return deletion_summary(self, request, objs)

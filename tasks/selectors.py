@@ -99,8 +99,8 @@ def worker_resources() -> list[dict]:
 
 class SecondsBetween(Func):
     """``end - start`` in seconds, as a float, computed by the database itself: Django's own
-    subtraction of two datetimes calls a Python function per row on SQLite, which made the
-    statistics of a busy day twice as slow (bench/task_statistics.py)."""
+    subtraction of two datetimes calls a Python function per row on SQLite, which dominated the
+    statistics over a busy day (figures: docs/performance.md)."""
 
     output_field = FloatField()
     template = "EXTRACT(EPOCH FROM (%(expressions)s))"
