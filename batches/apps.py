@@ -10,8 +10,9 @@ class BatchesConfig(AppConfig):
     def ready(self):
         # Registers the data source and the job types.
         from batches import assessments, jobs  # noqa: F401
-        from batches.importer import discard_staged_by
-        from tasks.services import BULK_DEPENDENTS
+        from batches.services import batch_task_create, refuse_retry_while_batch_busy
+        from tasks.runtime.registry import register_owner, register_requeue_rule
 
-        if discard_staged_by not in BULK_DEPENDENTS:
-            BULK_DEPENDENTS.append(discard_staged_by)
+        # A batch owns the tasks that run it, and has at most one active task.
+        register_owner("batch_code", batch_task_create)
+        register_requeue_rule(refuse_retry_while_batch_busy)

@@ -19,6 +19,7 @@ from batches.importer import (
     ImportFileMissing,
     ImportReport,
     discard_staged,
+    discard_staged_by,
     insert_rows,
     open_csv,
     publish_staged,
@@ -294,6 +295,7 @@ class ImportParams(serializers.Serializer):
     max_attempts=1,
     params=ImportParams,
     permissions=("batches.add_assessmentrecord",),
+    delete_dependents=discard_staged_by,
 )
 def import_assessments_job(ctx):
     """All or nothing, yet cancellable and pausable at any time: each batch of rows is written

@@ -7,11 +7,12 @@ from django.db import IntegrityError, transaction
 from batches.models import Batch, batch_code_validator
 from batches.sources import validate_batch_config
 from taskcenter.errors import Conflict, InvalidInput, NotFound
+from tasks import store
 from tasks.actors import Actor
 from tasks.audit import audit
 from tasks.models import Task
 from tasks.runtime.registry import get_job_type
-from tasks.services import delete_bulk_dependents, refuse_a_second_active_task, task_cancel, task_create
+from tasks.services import task_cancel, task_create
 from tasks.states import ACTIVE_STATUSES, Trigger
 
 #: The job type a batch runs.
@@ -124,11 +125,11 @@ def batch_delete(*, actor: Actor, batch_code: str) -> None:
         chunk = list(batch.tasks.order_by("created_at", "pk").values_list("pk", flat=True)[:TASKS_PER_TRANSACTION])
         if chunk:
             actor.require("tasks.delete_task")
-        delete_bulk_dependents(chunk)  # see task_delete
+        store.delete_dependents(chunk)  # see tasks.services.task_delete
         with transaction.atomic():
             batch = _locked(batch_code)
             _refuse_to_delete_while_active(batch, deleted)
-            count = Task.objects.filter(pk__in=chunk, batch=batch).delete()[1].get("tasks.Task", 0)
+            count, _ = store.delete_finished(chunk)
             deleted += count
             last = not batch.tasks.exists()
             if last:
@@ -202,6 +203,29 @@ def batch_cancel(*, actor: Actor, batch_code: str) -> Task:
     task_cancel(actor=actor, task_id=task.pk)
     task.refresh_from_db()
     return task
+
+
+def refuse_a_second_active_task(batch: Batch, *, excluding=None) -> None:
+    """A batch has at most one active task: :class:`Conflict` if one (other than ``excluding``)
+    is active. The caller holds the batch's row lock (PostgreSQL; on SQLite its transaction holds
+    the write lock), so "none active, then make one active" is atomic."""
+    existing = (
+        Task.objects.filter(batch_id=batch.pk, status__in=ACTIVE_STATUSES)
+        .exclude(pk=excluding)
+        .order_by("-created_at")
+        .values_list("pk", "status")
+        .first()
+    )
+    if existing is not None:
+        raise Conflict(f"batch {batch.batch_code} already has an active task {existing[0]} ({existing[1]})")
+
+
+def refuse_retry_while_batch_busy(task: Task) -> None:
+    """A retried task of a batch becomes its active task: :class:`Conflict` while the batch has
+    another. Takes the batch's row lock in the caller's transaction, as starting a batch does,
+    so the two cannot both succeed."""
+    if task.batch_id is not None:
+        refuse_a_second_active_task(Batch.objects.select_for_update().get(pk=task.batch_id), excluding=task.pk)
 
 
 def _locked_without_active_task(batch_code: str) -> Batch:

@@ -14,11 +14,11 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from taskcenter.api.serializers import StrictFloatField, StrictIntegerField
-from tasks.models import AuditLog, Task, TaskLog
+from tasks import store
+from tasks.models import AuditLog, Task
 from tasks.runtime.errors import RetryableError
 from tasks.runtime.files import sweep_task_files
 from tasks.runtime.registry import register
-from tasks.services import delete_bulk_dependents
 from tasks.states import FINISHED_STATUSES
 
 #: A canary step longer than this checks for cancel/pause inside the step.
@@ -137,13 +137,10 @@ def purge(ctx):
         ids = list(old.values_list("pk", flat=True)[:chunk])
         if not ids:
             break
-        deleted_logs += delete_bulk_dependents(ids)
-        with transaction.atomic():
-            # What is left of the logs in a statement of its own, only of tasks still finished.
-            logs, _ = TaskLog.objects.filter(task_id__in=ids, task__status__in=FINISHED_STATUSES).delete()
-            removed, per_model = Task.objects.filter(pk__in=ids, status__in=FINISHED_STATUSES).delete()
+        deleted_logs += store.delete_dependents(ids)
+        tasks, logs = store.delete_finished(ids)  # only those still finished
         deleted_logs += logs
-        deleted_tasks += per_model.get("tasks.Task", 0)
+        deleted_tasks += tasks
         done += len(ids)
         save_progress()
     while ids := list(old_audit.values_list("pk", flat=True)[:chunk]):

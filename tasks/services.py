@@ -1,120 +1,27 @@
-"""Every write to a task goes through here: the state machine and the task services.
+"""Users' actions on tasks: create, change, cancel, pause, resume, retry, delete, in bulk too.
 
-Views, admin actions, management commands and the worker all call these functions; none
-re-implements a check. Each public service checks the actor's permission itself.
+Views, admin actions and management commands call these functions; none re-implements a check.
+Each checks the actor's permission and the rules of the action itself, and writes through the
+task store (:mod:`tasks.store`), which audits every status change.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from batches.models import Batch
-from taskcenter.errors import Conflict, IllegalTransition, InvalidInput, NotFound, PermissionDenied
-from tasks.actors import SYSTEM, Actor
-from tasks.audit import audit, audit_entry, change_line
-from tasks.fastinsert import insert_statements, write
-from tasks.models import Task, TaskLog, TaskStage
-from tasks.runtime.queue import enqueue_on_commit, sender
-from tasks.runtime.registry import get_job_type, job_types
-from tasks.states import ACTIVE_STATUSES, FINISHED_STATUSES, USER_TRIGGERS, TaskStatus, Trigger, is_legal
-
-#: How often a compare-and-set is retried when another writer changed the status in between.
-_CAS_ROUNDS = 8
-
-
-class StaleExecution(Conflict):
-    """The execution_id fencing token no longer matches: another execution owns the task."""
-
-
-def transition(
-    task_id,
-    target: str,
-    *,
-    action: str,
-    actor: Actor = SYSTEM,
-    execution_id: uuid.UUID | None = None,
-    guard: Q | None = None,
-    fields: dict | None = None,
-    details: dict | None = None,
-    assume: str | None = None,
-) -> str:
-    """Move task ``task_id`` to ``target`` atomically and audit it; return the previous status.
-
-    The change is a compare-and-set ``UPDATE … WHERE status = <observed>`` (plus
-    ``execution_id = …`` when a worker writes), never a read-modify-write, so concurrent writers
-    on SQLite or PostgreSQL cannot produce an illegal sequence. The AuditLog row is written in
-    the same transaction.
-
-    Raises :class:`NotFound`, :class:`IllegalTransition` (the table forbids it; nothing changed)
-    or :class:`StaleExecution` (``execution_id`` given and no longer the task's, or ``guard`` — an
-    extra condition on the row — does not hold).
-
-    ``assume`` is the status the caller believes the task has (a worker knows it holds a
-    processing task): the first compare-and-set is tried without reading the row first, which
-    saves a query on the hot path; the row is read only when that guess fails.
-    """
-    task_id = parse_task_id(task_id)
-    now = timezone.now()
-    updates = dict(fields or {})
-    updates["status"] = target
-    updates["updated_at"] = now
-    guess = assume if assume is not None and is_legal(assume, target) else None
-    for _ in range(_CAS_ROUNDS):
-        if guess is not None:
-            current, guess, guessed = guess, None, True
-        else:
-            guessed = False
-            row = Task.objects.filter(pk=task_id).values_list("status", "execution_id").first()
-            if row is None:
-                raise NotFound(f"task {task_id} not found")
-            current, current_execution = row
-            if execution_id is not None and current_execution != execution_id:
-                raise StaleExecution(f"task {task_id} is no longer held by execution {execution_id}")
-        if not is_legal(current, target):
-            raise IllegalTransition(
-                f"task {task_id} cannot go from {current} to {target}", current=current, target=target
-            )
-        guarded = Task.objects.filter(pk=task_id, status=current)
-        if execution_id is not None:
-            guarded = guarded.filter(execution_id=execution_id)
-        if guard is not None:
-            guarded = guarded.filter(guard)
-        # No savepoint when nested (the worker's completion): nothing here is caught and retried
-        # inside the caller's transaction, and a savepoint costs two statements on the hot path.
-        with transaction.atomic(savepoint=False):
-            if guarded.update(**updates):
-                audit(
-                    actor=actor,
-                    action=action,
-                    target_type="task",
-                    target_id=task_id,
-                    from_status=current,
-                    to_status=target,
-                    details=details,
-                )
-                return current
-        if guessed:
-            continue  # the guess was wrong or the row moved: read it and decide
-        if guard is not None and not Task.objects.filter(guard, pk=task_id, status=current).exists():
-            raise StaleExecution(f"task {task_id} does not meet the condition for {action}")
-        # Somebody else changed the row between our read and our update: look again.
-    raise Conflict(f"task {task_id} is changing too fast; try again")
-
-
-def parse_task_id(task_id) -> uuid.UUID:
-    """A task id as a UUID; anything that is not one names no task (:class:`NotFound`)."""
-    if isinstance(task_id, uuid.UUID):
-        return task_id
-    try:
-        return uuid.UUID(str(task_id))
-    except (ValueError, TypeError, AttributeError):
-        raise NotFound(f"task {task_id} not found") from None
+from taskcenter.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from tasks import store
+from tasks.actors import Actor
+from tasks.audit import audit
+from tasks.models import Task
+from tasks.runtime.registry import get_job_type, job_types, requeue_rules
+from tasks.states import ACTIVE_STATUSES, USER_TRIGGERS, TaskStatus, Trigger
+from tasks.store import parse_task_id
 
 
 def _get(task_id) -> Task:
@@ -153,41 +60,11 @@ def task_create(
     if check_permission:
         actor.require(*job.permissions)
     clean_params = job.validate_params(params)
-    return _create_task(actor=actor, job=job, params=clean_params, batch=batch, trigger=trigger)
-
-
-def _create_task(*, actor: Actor, job, params: dict, batch, trigger: str) -> Task:
-    task = Task(
-        task_type=job.name,
-        params=params,
-        batch=batch,
-        trigger=trigger,
-        max_attempts=job.max_attempts,
-        created_by=actor.user,
-        enqueued_at=timezone.now(),  # handed over with this transaction (its message right after it)
-    )
-    stages = [
-        TaskStage(task=task, name=name, position=index, weight=weight)
-        for index, (name, weight) in enumerate(job.stage_weights())
-    ]
-    entry = audit_entry(
-        actor=actor,
-        action="task.create",
-        target_type="task",
-        target_id=task.pk,
-        to_status=TaskStatus.PENDING,
-        details={"task_type": job.name, "batch_code": batch.batch_code if batch else None, "trigger": trigger},
-    )
-    # Everything is prepared before the transaction: on SQLite it holds the database's only
-    # write lock, so it should last as long as the statements and no longer.
-    rows = insert_statements([task]) + insert_statements(stages) + insert_statements([entry])
-    after_commit = [change_line(entry), sender(task.pk, timeout_seconds=job.timeout_seconds)]
-    write(rows[0], rows[1:], after_commit=after_commit)
-    return task
+    return store.create(job=job, params=clean_params, actor=actor, trigger=trigger, batch=batch)
 
 
 def task_update_params(*, actor: Actor, task_id, params: dict) -> Task:
-    """Replace a pending task's params (seed 003: only while pending; else :class:`Conflict`).
+    """Replace a pending task's params (only while pending; else :class:`Conflict`).
 
     A pending task that already ran part of its work (resumed or retried, with a checkpoint) keeps
     its params too: it continues from that checkpoint, which was made with them.
@@ -200,20 +77,7 @@ def task_update_params(*, actor: Actor, task_id, params: dict) -> Task:
             f"task {task.pk} runs its batch's config; change the batch instead (cancel the task, update the"
             " batch, start it again)"
         )
-    clean = job.validate_params(params)
-    with transaction.atomic():
-        changed = Task.objects.filter(pk=task.pk, status=TaskStatus.PENDING, checkpoint__isnull=True).update(
-            params=clean, updated_at=timezone.now()
-        )
-        if not changed:
-            current = Task.objects.filter(pk=task.pk).values_list("status", "checkpoint").first()
-            if current is not None and current[0] == TaskStatus.PENDING:
-                raise Conflict(
-                    f"task {task.pk} continues from a checkpoint made with its params, so they cannot change;"
-                    " cancel it and create a new task instead"
-                )
-            raise Conflict(f"task {task.pk} is {current and current[0]}; only pending tasks can be changed")
-        audit(actor=actor, action="task.update", target_type="task", target_id=task.pk, details={"params": clean})
+    store.set_params(task.pk, job.validate_params(params), actor=actor)
     task.refresh_from_db()
     return task
 
@@ -235,7 +99,7 @@ def task_cancel(*, actor: Actor, task_id) -> str:
     Returns the previous status; :class:`IllegalTransition` for a finished task.
     """
     actor.require("tasks.cancel_task")
-    return transition(
+    return store.transition(
         task_id,
         TaskStatus.CANCELLED,
         action="task.cancel",
@@ -247,40 +111,29 @@ def task_cancel(*, actor: Actor, task_id) -> str:
 def task_pause(*, actor: Actor, task_id) -> str:
     """processing → paused. The worker saves its checkpoint at its next check and frees its slot."""
     actor.require("tasks.pause_task")
-    return transition(task_id, TaskStatus.PAUSED, action="task.pause", actor=actor)
+    return store.transition(task_id, TaskStatus.PAUSED, action="task.pause", actor=actor)
 
 
 def task_resume(*, actor: Actor, task_id) -> str:
     """paused → pending, re-queued; the job continues from its checkpoint."""
     actor.require("tasks.pause_task")
     task = _get(task_id)
-    job = _job_for(actor, task)
-    with transaction.atomic():
-        previous = transition(
-            task.pk,
-            TaskStatus.PENDING,
-            action="task.resume",
-            actor=actor,
-            # execution_id stays: the paused execution clears it when it has saved its checkpoint,
-            # and only then can the next execution claim the task (no step runs twice).
-            fields={"next_attempt_at": None, "enqueued_at": timezone.now()},
-        )
-        enqueue_on_commit(task.pk, timeout_seconds=job.timeout_seconds)
-    return previous
+    _job_for(actor, task)
+    # The execution_id stays: the paused execution clears it when it has saved its checkpoint,
+    # and only then can the next execution claim the task (no step runs twice).
+    return store.requeue(task.pk, action="task.resume", actor=actor)
 
 
 def task_retry(*, actor: Actor, task_id) -> str:
     """failed / cancelled → pending with ``attempt`` + 1; continues from its checkpoint."""
     actor.require("tasks.retry_task")
     task = _get(task_id)
-    job = _job_for(actor, task)
+    _job_for(actor, task)
     with transaction.atomic():
-        if task.batch_id is not None:
-            # The batch's row lock, as starting a batch takes it: the two cannot both succeed.
-            refuse_a_second_active_task(Batch.objects.select_for_update().get(pk=task.batch_id), excluding=task.pk)
-        previous = transition(
+        for rule in requeue_rules():
+            rule(task)  # a batch's: it has at most one active task
+        return store.requeue(
             task.pk,
-            TaskStatus.PENDING,
             action="task.retry",
             actor=actor,
             fields={
@@ -292,58 +145,10 @@ def task_retry(*, actor: Actor, task_id) -> str:
                 "error_category": None,
                 "result": None,
                 "completed_at": None,
-                "next_attempt_at": None,
-                "enqueued_at": timezone.now(),
                 # If this run fails for good too, that is a new failure: alert again.
                 "alerted_at": None,
             },
         )
-        enqueue_on_commit(task.pk, timeout_seconds=job.timeout_seconds)
-    return previous
-
-
-def refuse_a_second_active_task(batch: Batch, *, excluding=None) -> None:
-    """A batch has at most one active task: :class:`Conflict` if one (other than ``excluding``)
-    is active. The caller holds the batch's row lock (PostgreSQL; on SQLite its transaction holds
-    the write lock), so "none active, then make one active" is atomic."""
-    existing = (
-        Task.objects.filter(batch_id=batch.pk, status__in=ACTIVE_STATUSES)
-        .exclude(pk=excluding)
-        .order_by("-created_at")
-        .values_list("pk", "status")
-        .first()
-    )
-    if existing is not None:
-        raise Conflict(f"batch {batch.batch_code} already has an active task {existing[0]} ({existing[1]})")
-
-
-#: ``cleanup(task_ids)`` functions that delete, a batch per transaction, what tasks own in bulk
-#: (an import's staged rows); run before those tasks are deleted, whose cascade would otherwise
-#: delete it all inside the deletion's transaction — on SQLite, holding the write lock as long.
-BULK_DEPENDENTS: list[Callable[[list], object]] = []
-
-#: Log lines deleted per statement before their task is: a task's own cascade deletes all of its
-#: lines in one statement, and on SQLite that holds the only write lock as long (docs/api.md,
-#: "Bulk limits").
-LOG_ROWS_PER_TRANSACTION = 10_000
-
-
-def delete_bulk_dependents(task_ids: list) -> int:
-    """Delete what the tasks ``task_ids`` own in bulk — their log lines and the
-    :data:`BULK_DEPENDENTS` — in transactions of bounded size, before the tasks are deleted.
-    Returns the number of log lines deleted.
-
-    Called for tasks that looked finished; a log line goes only while its task is finished (the
-    check is part of each statement). Fewer lines than one transaction's worth are left to the
-    tasks' own deletion."""
-    logs = TaskLog.objects.filter(task_id__in=task_ids, task__status__in=FINISHED_STATUSES).order_by()
-    deleted = 0
-    while logs[LOG_ROWS_PER_TRANSACTION - 1 :].exists():
-        # Its own transaction: the callers hold none, and delete() commits it alone.
-        deleted += TaskLog.objects.filter(pk__in=logs.values("pk")[:LOG_ROWS_PER_TRANSACTION]).delete()[0]
-    for cleanup in BULK_DEPENDENTS:
-        cleanup(task_ids)
-    return deleted
 
 
 def task_delete(*, actor: Actor, task_id) -> str:
@@ -358,7 +163,7 @@ def task_delete(*, actor: Actor, task_id) -> str:
     if task.status not in ACTIVE_STATUSES:
         # Deletable as far as one can tell now (checked again below, under the lock). Should a
         # retry slip in between, the job finds its staged rows gone and starts over.
-        delete_bulk_dependents([task.pk])
+        store.delete_dependents([task.pk])
     with transaction.atomic():
         # Row lock (PostgreSQL) / write lock (SQLite): nobody re-queues it between check and delete.
         status = Task.objects.select_for_update().filter(pk=task.pk).values_list("status", flat=True).first()
@@ -366,7 +171,7 @@ def task_delete(*, actor: Actor, task_id) -> str:
             raise NotFound(f"task {task.pk} not found")
         if status in ACTIVE_STATUSES:
             raise Conflict(f"task {task.pk} is {status}; cancel it before deleting it")
-        Task.objects.filter(pk=task.pk).delete()
+        store.delete_finished([task.pk])
         audit(
             actor=actor,
             action="task.delete",
@@ -386,7 +191,7 @@ MAX_BULK_IDS = 1000
 def bulk_apply(ids: Iterable, operation, *, limit: int | None = MAX_BULK_IDS) -> dict:
     """Apply ``operation(id) -> status`` to each id; one bad item never stops the others.
 
-    Returns the bulk-result shape of API.md (duplicated ids count once). ``operation`` may return
+    Returns the bulk result: counts and a result per id (duplicated ids count once). ``operation`` may return
     a dict ``{"status": …, "task_id": …}`` to add the task it created.
     """
     unique = list(dict.fromkeys(str(item) for item in ids))

@@ -12,11 +12,11 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
+from tasks import store
 from tasks.actors import SYSTEM
 from tasks.models import Task
-from tasks.runtime import hotpath
 from tasks.runtime.broker import TaskTableBroker
-from tasks.runtime.queue import HARD_TIMEOUT_GRACE, WORKER_ENTRY, enqueue_now
+from tasks.runtime.queue import HARD_TIMEOUT_GRACE, WORKER_ENTRY, send
 from tasks.runtime.registry import get_job_type
 from tasks.runtime.worker import run_task
 from tasks.services import task_create, task_pause, task_resume
@@ -79,7 +79,7 @@ def test_a_task_that_is_pending_again_is_handed_out_again_at_once(db, broker, se
     settings.TASKCENTER_LEASE_SECONDS = 600
     task = canary()
     [(_, package)] = take(broker)
-    claimed = hotpath.claim(task.pk, uuid.uuid4(), "test:1")
+    claimed = store.claim(task.pk, uuid.uuid4(), "test:1")
     assert claimed is not None
     task_pause(actor=SYSTEM, task_id=task.pk)
     Task.objects.filter(pk=task.pk).update(execution_id=None)  # the worker let go
@@ -109,7 +109,7 @@ def test_messages_are_served_while_tasks_wait_and_acknowledged_by_deleting_them(
     for _ in range(6):
         canary()
     other = canary()
-    enqueue_now(other.pk, timeout_seconds=60)  # a message (as a schedule or a re-send would be)
+    send(other.pk, timeout_seconds=60)  # a message (as a schedule or a re-send would be)
     acks = [ack for _ in range(4) for ack, _ in take(broker)]
     messages = [ack for ack in acks if isinstance(ack, int)]
     assert len(messages) == 1, "the message was served among the tasks, not after all of them"

@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from batches.models import Batch
 from batches.services import batch_create, batch_start
-from tasks import services
+from tasks import services, store
 from tasks.actors import SYSTEM
 from tasks.models import AuditLog, Task, TaskLog, TaskStage
+from tasks.runtime.registry import dependents_cleanups
 from tests.api_helpers import client_for, envelope_of
 
 CONFIG = {"include_dimensions": ["academic"], "calculation_types": ["descriptive"]}
@@ -78,7 +79,7 @@ def _watch_between_chunks(monkeypatch, batch, on_call=None) -> list:
         if on_call is not None:
             on_call(len(seen))
 
-    monkeypatch.setattr(services, "BULK_DEPENDENTS", [*services.BULK_DEPENDENTS, watch])
+    monkeypatch.setattr(store, "dependents_cleanups", lambda: [*dependents_cleanups(), watch])
     return seen
 
 
@@ -117,7 +118,7 @@ def test_a_task_started_between_chunks_stops_the_batch_deletion_and_stays(api, m
 
 @pytest.mark.django_db(transaction=True)
 def test_a_task_with_many_log_lines_loses_them_in_several_statements(api, make_task, monkeypatch):
-    monkeypatch.setattr(services, "LOG_ROWS_PER_TRANSACTION", 100, raising=False)
+    monkeypatch.setattr(store, "LOG_ROWS_PER_TRANSACTION", 100)
     task = make_task("failed")
     TaskLog.objects.bulk_create(TaskLog(task=task, timestamp=timezone.now(), message=f"{n}") for n in range(250))
     with CaptureQueriesContext(connection) as queries:
@@ -129,9 +130,9 @@ def test_a_task_with_many_log_lines_loses_them_in_several_statements(api, make_t
 
 @pytest.mark.django_db(transaction=True)
 def test_an_active_tasks_log_lines_stay_when_its_deletion_is_refused(api, make_task, monkeypatch):
-    monkeypatch.setattr(services, "LOG_ROWS_PER_TRANSACTION", 100, raising=False)
+    monkeypatch.setattr(store, "LOG_ROWS_PER_TRANSACTION", 100)
     task = make_task("processing")
     TaskLog.objects.bulk_create(TaskLog(task=task, timestamp=timezone.now(), message=f"{n}") for n in range(150))
-    services.delete_bulk_dependents([task.pk])  # as a deletion that saw it finished a moment ago would
+    store.delete_dependents([task.pk])  # as a deletion that saw it finished a moment ago would
     envelope_of(api.delete(f"/api/v1/tasks/{task.pk}"), 409)
     assert TaskLog.objects.filter(task=task).count() == 150

@@ -232,7 +232,8 @@ def test_a_task_that_joins_a_batch_while_it_is_deleted_still_needs_delete_task(d
     from django.contrib.auth.models import Permission
 
     from batches.models import Batch
-    from tasks import services
+    from tasks import store
+    from tasks.runtime.registry import dependents_cleanups
 
     batch = batch_create(actor=SYSTEM, batch_code="LATE", data_source="student_assessments", config=CONFIG)
 
@@ -242,7 +243,7 @@ def test_a_task_that_joins_a_batch_while_it_is_deleted_still_needs_delete_task(d
             Task.objects.filter(pk=late.pk).update(status="completed")
 
     # The deletion's cleanups run before each chunk's transaction: the moment a task may join.
-    monkeypatch.setattr(services, "BULK_DEPENDENTS", [*services.BULK_DEPENDENTS, a_task_finishes_in_it_meanwhile])
+    monkeypatch.setattr(store, "dependents_cleanups", lambda: [*dependents_cleanups(), a_task_finishes_in_it_meanwhile])
     user = get_user_model().objects.create_user("batcher", is_staff=True)
     user.user_permissions.add(
         *Permission.objects.filter(content_type__app_label="batches", codename__in=["delete_batch", "view_batch"])

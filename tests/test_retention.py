@@ -39,10 +39,10 @@ def test_the_purge_deletes_audit_rows_older_than_the_audit_retention_in_chunks(s
 
 
 def test_the_purge_counts_every_log_line_it_deletes_also_those_deleted_in_chunks(monkeypatch):
-    from tasks import services
+    from tasks import store
     from tasks.models import TaskLog
 
-    monkeypatch.setattr(services, "LOG_ROWS_PER_TRANSACTION", 10)
+    monkeypatch.setattr(store, "LOG_ROWS_PER_TRANSACTION", 10)
     long_ago = timezone.now() - timedelta(days=40)
     chatty, quiet = (Task.objects.create(task_type="canary", status="completed") for _ in range(2))
     Task.objects.filter(pk__in=[chatty.pk, quiet.pk]).update(completed_at=long_ago)

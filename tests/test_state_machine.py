@@ -14,8 +14,8 @@ from django.utils import timezone
 from taskcenter.errors import IllegalTransition, NotFound
 from tasks.actors import SYSTEM
 from tasks.models import AuditLog, Task
-from tasks.services import StaleExecution, transition
 from tasks.states import TRANSITIONS, TaskStatus, is_legal
+from tasks.store import StaleExecution, transition
 
 ALL_PAIRS = list(itertools.product(TaskStatus.values, TaskStatus.values))
 LEGAL = {

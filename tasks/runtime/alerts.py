@@ -14,9 +14,9 @@ import urllib.request
 from django.conf import settings
 from django.core.mail import mail_admins
 from django.db import transaction
-from django.utils import timezone
 from django_q.tasks import async_task
 
+from tasks import store
 from tasks.models import Task
 
 logger = logging.getLogger("taskcenter.alerts")
@@ -36,10 +36,7 @@ def alert_on_commit(task_id) -> None:
 def send_failure_alert(task_id: str) -> str:
     """Send the alert for a finally-failed task once. Never raises."""
     try:
-        claimed = Task.objects.filter(pk=task_id, status="failed", alerted_at__isnull=True).update(
-            alerted_at=timezone.now()
-        )
-        if not claimed:
+        if not store.mark_alerted(task_id):
             return "already alerted or not failed"
         task = Task.objects.select_related("batch").get(pk=task_id)
     except Exception:

@@ -33,15 +33,12 @@ from collections import OrderedDict
 from time import sleep
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
-from tasks.models import Task
+from tasks import store
 from tasks.runtime.queue import signed_message
-from tasks.states import TaskStatus
 
 #: The ``ack_id`` of a task handed out from the tasks table (the monitor acknowledges it: no-op).
 TASK_ACK_PREFIX = "taskcenter-task:"
@@ -113,7 +110,7 @@ class TaskTableBroker(ORM):
         # A task is remembered with the version of its row: once claimed it is no longer pending,
         # and when it is pending again (paused and resumed, retried) it is a new hand-out. Rows
         # are compared as the database returns them; only the picked ones are converted.
-        choices = [row for row in _due_rows(limit=2 * in_flight + 8) if row[:2] not in handed]
+        choices = [row for row in store.due_tasks(limit=2 * in_flight + 8) if row[:2] not in handed]
         if not choices:
             return None
         candidates = choices[:in_flight]
@@ -144,41 +141,11 @@ class TaskTableBroker(ORM):
     # --- sizes ---------------------------------------------------------------------------------
 
     def queue_size(self) -> int:
-        return super().queue_size() + _due_tasks_queryset().count()
+        return super().queue_size() + store.count_due_tasks()
 
 
 def _is_task(ack_id) -> bool:
     return isinstance(ack_id, str) and ack_id.startswith(TASK_ACK_PREFIX)
-
-
-def _db_datetime(value):
-    return connection.ops.adapt_datetimefield_value(value)
-
-
-def _due_tasks_queryset():
-    """The tasks in the queue (the condition of :func:`_due_rows`, which the pusher runs as plain
-    SQL: the query builder would cost more than the query)."""
-    now = timezone.now()
-    return Task.objects.filter(status=TaskStatus.PENDING, execution_id__isnull=True, enqueued_at__isnull=False).filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
-
-
-def _due_rows(*, limit: int) -> list[tuple]:
-    """The ``limit`` oldest tasks in the queue — due, handed over, pending and held by no
-    execution (the index on status and creation time answers): (id, row version, type) as the
-    database returns them (on SQLite the id is 32 hex digits)."""
-    table = connection.ops.quote_name(Task._meta.db_table)
-    now = _db_datetime(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, updated_at, task_type FROM {table}"
-            " WHERE status = %s AND execution_id IS NULL AND enqueued_at IS NOT NULL"
-            " AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
-            " ORDER BY created_at LIMIT %s",
-            [TaskStatus.PENDING, now, limit],
-        )
-        return cursor.fetchall()
 
 
 def _as_uuid(value) -> uuid.UUID:

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
+from tasks import store
 from tasks.models import Task, TaskLog, TaskStage
 from tasks.runtime.errors import Cancelled, ClaimLost, Paused, TimedOut
 from tasks.runtime.registry import JobType
@@ -158,37 +158,25 @@ class TaskContext:
     def flush(self) -> None:
         """Write progress, heartbeat, stage changes, logs and the checkpoint — if still ours."""
         self._last_flush = time.monotonic()
-        updates: dict[str, Any] = {"progress": self.progress_value}
-        if self._checkpoint_dirty:
-            updates["checkpoint"] = self._checkpoint
-        with transaction.atomic():
-            # Read once the transaction may write (SQLite: after any wait for the write lock): a
-            # heartbeat says when the worker could last write.
-            updates["heartbeat_at"] = timezone.now()
-            held = Task.objects.filter(
-                pk=self.task_id, execution_id=self.execution_id, status=TaskStatus.PROCESSING
-            ).update(**updates)
-            if held:
-                self._write_stages()
-                self._write_logs()
-        if held:
-            self._checkpoint_dirty = False
-            return
-        self._raise_why_not_held()
-
-    def _write_stages(self) -> None:
+        stages = {}
         for name in self._stage_dirty:
             if name in self._completed_stages and name != self._stage:
-                values = {"status": StageStatus.COMPLETED, "progress": 100.0}
+                stages[name] = (StageStatus.COMPLETED, 100.0)
             else:
-                values = {"status": StageStatus.PROCESSING, "progress": round(100.0 * self._stage_fraction, 2)}
-            TaskStage.objects.filter(task_id=self.task_id, name=name).update(**values)
+                stages[name] = (StageStatus.PROCESSING, round(100.0 * self._stage_fraction, 2))
+        held = store.flush(
+            self.task_id,
+            self.execution_id,
+            progress=self.progress_value,
+            stages=stages,
+            logs=self._logs,
+            checkpoint=self._checkpoint if self._checkpoint_dirty else store.KEEP,
+        )
+        if not held:
+            self._raise_why_not_held()
         self._stage_dirty.clear()
-
-    def _write_logs(self) -> None:
-        if self._logs:
-            TaskLog.objects.bulk_create(self._logs)
-            self._logs = []
+        self._logs = []
+        self._checkpoint_dirty = False
 
     def _raise_why_not_held(self) -> None:
         row = Task.objects.filter(pk=self.task_id).values_list("status", "execution_id").first()
@@ -204,10 +192,6 @@ class TaskContext:
         raise ClaimLost(f"the task is {status}")
 
     # --- used by the worker when the run ends -------------------------------------------------
-
-    def finished_stage_updates(self) -> None:
-        """Mark every stage completed (the job returned)."""
-        TaskStage.objects.filter(task_id=self.task_id).update(status=StageStatus.COMPLETED, progress=100.0)
 
     def pending_logs(self) -> list[TaskLog]:
         logs, self._logs = self._logs, []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from rest_framework import serializers
 
 from taskcenter.errors import InvalidInput
@@ -41,7 +43,18 @@ class JobType:
     #: The params are a snapshot of the task's batch (its data source and config): a task of a
     #: batch takes the batch's, and they are changed by changing the batch, never the task.
     params_from_batch: bool = False
+    #: ``delete_dependents(task_ids)`` deletes what tasks of this type own in bulk (an import's
+    #: staged rows), a bounded batch per transaction, before tasks are deleted (whose cascade
+    #: would otherwise delete it all in the deleting transaction). It is given every task id to be
+    #: deleted, of any type.
+    delete_dependents: Callable[[list], object] | None = None
     extra: dict = field(default_factory=dict)
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds before the automatic retry after failed attempt ``attempt``: exponential backoff
+        with full jitter, up to ``base * 2**(attempt-1)`` capped at ``retry_backoff_max``."""
+        ceiling = min(self.retry_backoff_max, self.retry_backoff_base * (2 ** max(attempt - 1, 0)))
+        return settings.TASKCENTER_RETRY_BACKOFF_SCALE * (ceiling / 2 + random.uniform(0, ceiling / 2))
 
     def stage_weights(self) -> list[tuple[str, float]]:
         total = sum(stage.weight for stage in self.stages) or 1.0
@@ -116,6 +129,7 @@ def register(
     user_startable: bool = True,
     permissions: tuple[str, ...] = (),
     params_from_batch: bool = False,
+    delete_dependents: Callable[[list], object] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Register ``func(ctx)`` as job type ``name``. Registering a name twice is an error."""
     if not stages:
@@ -137,6 +151,7 @@ def register(
             user_startable=user_startable,
             permissions=tuple(permissions),
             params_from_batch=params_from_batch,
+            delete_dependents=delete_dependents,
         )
         return func
 
@@ -153,9 +168,51 @@ def get_job_type(name: str) -> JobType:
         ) from None
 
 
+def timeout_of(task_type: str) -> int:
+    """The cooperative timeout of ``task_type``'s runs; 60 s for a type no longer registered (its
+    worker fails the task with a config error at once)."""
+    job = _REGISTRY.get(task_type)
+    return job.timeout_seconds if job is not None else 60
+
+
 def job_types() -> list[JobType]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
 def longest_timeout() -> int:
     return max((job.timeout_seconds for job in _REGISTRY.values()), default=0)
+
+
+def dependents_cleanups() -> list[Callable[[list], object]]:
+    """The registered types' ``delete_dependents`` hooks."""
+    return [job.delete_dependents for job in job_types() if job.delete_dependents is not None]
+
+
+# --- apps whose rows own tasks ----------------------------------------------------------------
+# A domain app may own tasks (a batch owns the tasks that ran it) and keep rules about them. The
+# task center knows such an app only by what it registers here.
+
+_REQUEUE_RULES: list[Callable] = []
+_OWNERS: dict[str, Callable] = {}
+
+
+def register_requeue_rule(rule: Callable) -> None:
+    """``rule(task)`` runs in the transaction that makes a finished task pending again (a user's
+    retry), before it does; it raises :class:`~taskcenter.errors.Conflict` to refuse."""
+    if rule not in _REQUEUE_RULES:
+        _REQUEUE_RULES.append(rule)
+
+
+def requeue_rules() -> list[Callable]:
+    return list(_REQUEUE_RULES)
+
+
+def register_owner(field_name: str, create: Callable) -> None:
+    """Tasks created through the API with ``field_name`` set (``batch_code``) belong to the row it
+    names: ``create(actor=…, <field_name>=…, task_type=…, params=…)`` creates such a task by the
+    owner's rules and returns it."""
+    _OWNERS[field_name] = create
+
+
+def owner_creator(field_name: str) -> Callable | None:
+    return _OWNERS.get(field_name)

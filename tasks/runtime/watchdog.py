@@ -29,10 +29,9 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from tasks import store
 from tasks.models import Task
-from tasks.runtime.queue import hand_over, tasks_table_is_the_queue
-from tasks.runtime.registry import get_job_type
-from tasks.runtime.worker import fail_task
+from tasks.runtime.queue import tasks_table_is_the_queue
 from tasks.states import ErrorCategory, TaskStatus
 
 logger = logging.getLogger("taskcenter.watchdog")
@@ -58,12 +57,12 @@ def sweep() -> dict[str, int]:
         message = f"worker {worker or '?'} stopped sending heartbeats (last {heartbeat_at.isoformat()})"
         with transaction.atomic():
             cutoff = _stale_before(lease)
-            if cutoff is not None and fail_task(
+            if cutoff is not None and store.fail(
                 task_id,
+                execution_id,
                 category=ErrorCategory.WORKER_LOST,
                 message=message,
-                execution_id=execution_id,
-                guard=Q(heartbeat_at__lt=cutoff),
+                stale_before=cutoff,
                 action="watchdog.worker_lost",
             ):
                 counts["worker_lost"] += 1
@@ -79,16 +78,10 @@ def sweep() -> dict[str, int]:
     for task_id, execution_id in orphaned:
         with transaction.atomic():
             cutoff = _stale_before(lease)
-            released = cutoff is not None and Task.objects.filter(pk=task_id, execution_id=execution_id).filter(
-                Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff)
-            ).exclude(status=TaskStatus.PROCESSING).update(execution_id=None, heartbeat_at=None, worker="")
-            counts["released"] += released
-            if released:
-                # Resumed or retried while the dead execution still held it: that message was spent
-                # on a refused claim. Not handed over, it is sent again just below.
-                Task.objects.filter(pk=task_id, status=TaskStatus.PENDING, execution_id__isnull=True).update(
-                    enqueued_at=None
-                )
+            if cutoff is not None and store.release(
+                task_id, execution_id, reason="its worker stopped sending heartbeats", stale_before=cutoff
+            ):
+                counts["released"] += 1
 
     requeue_after = timedelta(seconds=settings.TASKCENTER_REQUEUE_AFTER_SECONDS)
     not_handed_over = Q(enqueued_at__isnull=True)
@@ -106,12 +99,8 @@ def sweep() -> dict[str, int]:
         .values_list("pk", "task_type")[:SWEEP_LIMIT]
     )
     for task_id, task_type in due:
-        try:
-            timeout = get_job_type(task_type).timeout_seconds
-        except Exception:
-            timeout = 60  # unknown type: the worker fails it with a config error
-        if hand_over(task_id, timeout_seconds=timeout):
-            counts["enqueued"] += 1
+        store.hand_over(task_id, task_type)
+        counts["enqueued"] += 1
     if any(counts.values()):
         logger.info("watchdog sweep: %s", counts)
     return counts

@@ -46,6 +46,7 @@ import time
 from django.conf import settings
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
+from django.db.transaction import TransactionManagementError
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 logger = logging.getLogger(__name__)
@@ -327,28 +328,22 @@ class Connection(sqlite3.Connection):
     writer_lock: WriterLock | None = None
 
 
-#: Statements already converted from Django's ``%s`` placeholders to SQLite's ``?`` (the same few
-#: statements run again and again; the conversion is a regular expression over the whole text).
-_QMARK_QUERIES: dict[str, str] = {}
-_QMARK_QUERIES_LIMIT = 4096
-
-
-def qmark(query: str) -> str:
-    """``query`` with Django's ``%s`` placeholders as SQLite's ``?`` (remembered)."""
-    converted = _QMARK_QUERIES.get(query)
-    if converted is None:
-        converted = base.SQLiteCursorWrapper.convert_query(None, query)
-        if len(_QMARK_QUERIES) >= _QMARK_QUERIES_LIMIT:
-            _QMARK_QUERIES.clear()
-        _QMARK_QUERIES[query] = converted
-    return converted
+#: Statements as SQLite takes them, converted once per text: Django converts ``%s`` (by a regular
+#: expression) and ``%(name)s`` placeholders on every execution, which costs the task hot path
+#: ~17 % of its throughput (docs/performance.md, "Which bypasses of Django pay").
+_CONVERTED: dict[str, str] = {}
+_CONVERTED_LIMIT = 4096
 
 
 class CursorWrapper(base.SQLiteCursorWrapper):
     def convert_query(self, query, *, param_names=None):
-        if param_names is not None:
-            return super().convert_query(query, param_names=param_names)
-        return qmark(query)
+        converted = _CONVERTED.get(query)
+        if converted is None:
+            converted = super().convert_query(query, param_names=param_names)
+            if len(_CONVERTED) >= _CONVERTED_LIMIT:
+                _CONVERTED.clear()
+            _CONVERTED[query] = converted
+        return converted
 
     def execute(self, query, params=None):
         if not self._takes_lock(query):
@@ -431,60 +426,45 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if self.connection is not None and self.connection.writer_lock is not None:
                 self.connection.writer_lock.close()
 
-    # --- short transactions of prepared statements, on the driver's connection ---------------
+    # --- a short write transaction outside atomic() -----------------------------------------
 
-    def can_write_directly(self) -> bool:
-        """Whether :meth:`write_directly` may run now: in autocommit mode outside any ``atomic``
-        block, and with nothing that watches the statements going through Django's cursors (query
-        logging under ``DEBUG`` or a test's query count, execute wrappers) — those would miss them."""
-        return (
-            not self.in_atomic_block and self.get_autocommit() and not self.queries_logged and not self.execute_wrappers
-        )
+    def write_directly(self, statements: list[str], params: dict) -> list[tuple]:
+        """Run ``statements`` (sharing the named ``params``) in one ``BEGIN IMMEDIATE`` … ``COMMIT``
+        transaction under the writer lock and return the first one's rows; when it returns none,
+        the rest are not run and nothing is written. In autocommit mode, outside ``atomic()``.
 
-    def write_directly(self, first, rest, *, returning: bool):
-        """Run the statement ``first`` and, when it changed something, the statements ``rest`` in
-        one transaction on the driver's connection, between ``BEGIN IMMEDIATE`` and ``COMMIT``
-        under the writer lock; when ``first`` changed nothing, nothing is written. Returns
-        ``first``'s row (``returning``: it ends in ``RETURNING``) or its row count.
-
-        The same statements through ``transaction.atomic()`` and Django's cursors hold the write
-        lock — the one resource all writers of the database queue for — longer: Django's query
-        building and bookkeeping run while it is held.
-        Errors are Django's database errors, as through a cursor.
+        The statements go through Django's cursors (query logging, execute wrappers, errors as
+        Django's); only ``atomic()``'s own bookkeeping is left out, which held the write lock —
+        the one resource every writer of the database queues for — long enough to cost the task
+        hot path ~23 % of its throughput (docs/performance.md).
         """
-        self.close_if_health_check_failed()
+        if self.in_atomic_block or not self.get_autocommit():
+            raise TransactionManagementError("write_directly() runs outside any transaction")
         self.ensure_connection()
-        self.validate_thread_sharing()
         raw = self.connection
         lock = raw.writer_lock
-        result = None
         with self.wrap_database_errors:
             if lock is not None:
                 lock.acquire()
             try:
                 raw.execute("BEGIN IMMEDIATE")
                 try:
-                    cursor = raw.execute(qmark(first[0]), first[1])
-                    if returning:
+                    with self.cursor() as cursor:
+                        cursor.execute(statements[0], params)
                         rows = cursor.fetchall()
-                        result = rows[0] if rows else None
-                    else:
-                        result = cursor.rowcount
-                    if result:
-                        for sql, params in rest:
-                            raw.execute(qmark(sql), params)
-                        raw.execute("COMMIT")
-                    else:
-                        raw.execute("ROLLBACK")
+                        if rows:
+                            for statement in statements[1:]:
+                                cursor.execute(statement, params)
+                    raw.execute("COMMIT" if rows else "ROLLBACK")
                 except BaseException:
                     self._abandon_transaction(raw)
                     raise
             finally:
                 if lock is not None:
                     lock.release()
-        if lock is not None and result:
+        if lock is not None and rows:
             lock.checkpoint_when_due()
-        return result
+        return rows
 
     def _abandon_transaction(self, raw) -> None:
         """Roll back what :meth:`write_directly` began; a transaction that cannot be rolled back

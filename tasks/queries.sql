@@ -1,0 +1,184 @@
+-- The task store's hand-written statements, one name each (loaded by tasks/store.py).
+--
+-- Only the writes every task makes (creation, claim, completion), the log lines a run writes,
+-- and the pusher's read of the queue are written by hand: through the ORM they cost more than
+-- the statements themselves (docs/performance.md, "Which bypasses of Django pay"). Everything
+-- else the store writes goes through the ORM.
+--
+-- A name may have a version per database ("-- name: claim_task (sqlite)"). On SQLite a write is
+-- a list of statements run in one transaction: the first decides (when it returns no row,
+-- nothing else runs and nothing is written). On PostgreSQL it is one statement whose parts are
+-- conditional on the first (data-modifying WITH), so a write costs one round trip.
+-- Parameters are named: %(name)s.
+
+-- name: create_task (sqlite)
+-- A new task with its stages (%(stages)s: a JSON array of {name, position, weight}) and the
+-- audit row of its creation.
+INSERT INTO tasks_task (
+    id, batch_id, task_type, status, progress, params, result, error_message, error_category,
+    attempt, max_attempts, "trigger", execution_id, checkpoint, heartbeat_at, worker,
+    next_attempt_at, enqueued_at, alerted_at, created_by_id, created_at, started_at,
+    completed_at, updated_at
+) VALUES (
+    %(id)s, %(batch_id)s, %(task_type)s, %(status)s, %(progress)s, %(params)s, %(result)s,
+    %(error_message)s, %(error_category)s, %(attempt)s, %(max_attempts)s, %(trigger)s,
+    %(execution_id)s, %(checkpoint)s, %(heartbeat_at)s, %(worker)s, %(next_attempt_at)s,
+    %(enqueued_at)s, %(alerted_at)s, %(created_by_id)s, %(created_at)s, %(started_at)s,
+    %(completed_at)s, %(updated_at)s
+) RETURNING id;
+INSERT INTO tasks_taskstage (task_id, name, position, weight, status, progress)
+SELECT %(id)s, json_extract(value, '$.name'), json_extract(value, '$.position'),
+    json_extract(value, '$.weight'), 'pending', 0.0
+FROM json_each(%(stages)s);
+INSERT INTO tasks_auditlog (
+    actor_id, actor_name, action, target_type, target_id, from_status, to_status, details,
+    client_address, created_at
+) VALUES (
+    %(audit_actor_id)s, %(audit_actor_name)s, %(audit_action)s, %(audit_target_type)s,
+    %(audit_target_id)s, %(audit_from_status)s, %(audit_to_status)s, %(audit_details)s,
+    %(audit_client_address)s, %(audit_created_at)s
+);
+
+-- name: create_task (postgresql)
+WITH created AS (
+    INSERT INTO tasks_task (
+        id, batch_id, task_type, status, progress, params, result, error_message, error_category,
+        attempt, max_attempts, "trigger", execution_id, checkpoint, heartbeat_at, worker,
+        next_attempt_at, enqueued_at, alerted_at, created_by_id, created_at, started_at,
+        completed_at, updated_at
+    ) VALUES (
+        %(id)s, %(batch_id)s, %(task_type)s, %(status)s, %(progress)s, %(params)s, %(result)s,
+        %(error_message)s, %(error_category)s, %(attempt)s, %(max_attempts)s, %(trigger)s,
+        %(execution_id)s, %(checkpoint)s, %(heartbeat_at)s, %(worker)s, %(next_attempt_at)s,
+        %(enqueued_at)s, %(alerted_at)s, %(created_by_id)s, %(created_at)s, %(started_at)s,
+        %(completed_at)s, %(updated_at)s
+    ) RETURNING id
+), stages AS (
+    INSERT INTO tasks_taskstage (task_id, name, position, weight, status, progress)
+    SELECT created.id, stage.name, stage.position, stage.weight, 'pending', 0.0
+    FROM created, jsonb_to_recordset(%(stages)s::jsonb)
+        AS stage(name varchar, position smallint, weight double precision)
+), audit AS (
+    INSERT INTO tasks_auditlog (
+        actor_id, actor_name, action, target_type, target_id, from_status, to_status, details,
+        client_address, created_at
+    ) VALUES (
+        %(audit_actor_id)s, %(audit_actor_name)s, %(audit_action)s, %(audit_target_type)s,
+        %(audit_target_id)s, %(audit_from_status)s, %(audit_to_status)s, %(audit_details)s,
+        %(audit_client_address)s, %(audit_created_at)s
+    )
+)
+SELECT id FROM created;
+
+-- name: claim_task (sqlite)
+-- pending -> processing for a due task no execution holds, stamped with the fencing token
+-- %(execution_id)s; returns what the worker needs of it, and writes the audit row.
+UPDATE tasks_task SET
+    status = 'processing', execution_id = %(execution_id)s, worker = %(worker)s,
+    heartbeat_at = %(now)s, started_at = COALESCE(started_at, %(now)s), next_attempt_at = NULL,
+    error_message = '', error_category = NULL, updated_at = %(now)s
+WHERE id = %(task_id)s AND status = 'pending' AND execution_id IS NULL
+    AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+RETURNING task_type, params, attempt, max_attempts, checkpoint, progress, batch_id;
+INSERT INTO tasks_auditlog (
+    actor_id, actor_name, action, target_type, target_id, from_status, to_status, details,
+    client_address, created_at
+) VALUES (
+    NULL, 'system', 'worker.claim', 'task', %(target_id)s, 'pending', 'processing', %(details)s,
+    NULL, %(now)s
+);
+
+-- name: claim_task (postgresql)
+WITH claimed AS (
+    UPDATE tasks_task SET
+        status = 'processing', execution_id = %(execution_id)s, worker = %(worker)s,
+        heartbeat_at = %(now)s, started_at = COALESCE(started_at, %(now)s), next_attempt_at = NULL,
+        error_message = '', error_category = NULL, updated_at = %(now)s
+    WHERE id = %(task_id)s AND status = 'pending' AND execution_id IS NULL
+        AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+    RETURNING task_type, params, attempt, max_attempts, checkpoint, progress, batch_id
+), audit AS (
+    INSERT INTO tasks_auditlog (
+        actor_id, actor_name, action, target_type, target_id, from_status, to_status, details,
+        client_address, created_at
+    )
+    SELECT NULL::integer, 'system', 'worker.claim', 'task', %(target_id)s::varchar, 'pending',
+        'processing', %(details)s::jsonb, NULL::inet, %(now)s::timestamptz
+    FROM claimed
+)
+SELECT * FROM claimed;
+
+-- name: complete_task (sqlite)
+-- processing -> completed for the execution %(execution_id)s with its result; every stage
+-- completed, the run's last log lines (%(logs)s, as for insert_logs) and the audit row written.
+UPDATE tasks_task SET
+    status = 'completed', result = %(result)s, progress = 100.0, completed_at = %(now)s,
+    execution_id = NULL, heartbeat_at = NULL, checkpoint = %(checkpoint)s, updated_at = %(now)s
+WHERE id = %(task_id)s AND status = 'processing' AND execution_id = %(execution_id)s
+RETURNING id;
+INSERT INTO tasks_auditlog (
+    actor_id, actor_name, action, target_type, target_id, from_status, to_status, details,
+    client_address, created_at
+) VALUES (
+    NULL, 'system', 'worker.complete', 'task', %(target_id)s, 'processing', 'completed', '{}',
+    NULL, %(now)s
+);
+UPDATE tasks_taskstage SET status = 'completed', progress = 100.0 WHERE task_id = %(task_id)s;
+INSERT INTO tasks_tasklog (task_id, "timestamp", level, message, data)
+SELECT %(task_id)s, json_extract(value, '$.timestamp'), json_extract(value, '$.level'),
+    json_extract(value, '$.message'), json_extract(value, '$.data')
+FROM json_each(%(logs)s);
+
+-- name: complete_task (postgresql)
+WITH completed AS (
+    UPDATE tasks_task SET
+        status = 'completed', result = %(result)s, progress = 100.0, completed_at = %(now)s,
+        execution_id = NULL, heartbeat_at = NULL, checkpoint = %(checkpoint)s, updated_at = %(now)s
+    WHERE id = %(task_id)s AND status = 'processing' AND execution_id = %(execution_id)s
+    RETURNING id
+), audit AS (
+    INSERT INTO tasks_auditlog (
+        actor_id, actor_name, action, target_type, target_id, from_status, to_status, details,
+        client_address, created_at
+    )
+    SELECT NULL::integer, 'system', 'worker.complete', 'task', %(target_id)s::varchar,
+        'processing', 'completed', '{}'::jsonb, NULL::inet, %(now)s::timestamptz
+    FROM completed
+), stages AS (
+    UPDATE tasks_taskstage SET status = 'completed', progress = 100.0
+    WHERE task_id IN (SELECT id FROM completed)
+), logs AS (
+    INSERT INTO tasks_tasklog (task_id, "timestamp", level, message, data)
+    SELECT completed.id, line."timestamp", line.level, line.message, line.data::jsonb
+    FROM completed, jsonb_to_recordset(%(logs)s::jsonb)
+        AS line("timestamp" timestamptz, level smallint, message text, data text)
+)
+SELECT id FROM completed;
+
+-- name: insert_logs (sqlite)
+-- A run's log lines: %(logs)s is a JSON array of {timestamp, level, message, data}, with each
+-- line's data as JSON text (or null) and its timestamp as the database stores one.
+INSERT INTO tasks_tasklog (task_id, "timestamp", level, message, data)
+SELECT %(task_id)s, json_extract(value, '$.timestamp'), json_extract(value, '$.level'),
+    json_extract(value, '$.message'), json_extract(value, '$.data')
+FROM json_each(%(logs)s);
+
+-- name: insert_logs (postgresql)
+INSERT INTO tasks_tasklog (task_id, "timestamp", level, message, data)
+SELECT %(task_id)s, line."timestamp", line.level, line.message, line.data::jsonb
+FROM jsonb_to_recordset(%(logs)s::jsonb)
+    AS line("timestamp" timestamptz, level smallint, message text, data text);
+
+-- name: due_tasks
+-- The pusher's read of the queue: the %(limit)s oldest tasks that are pending, handed over, due
+-- and held by no execution (id, row version, type), as the database returns them.
+SELECT id, updated_at, task_type FROM tasks_task
+WHERE status = 'pending' AND execution_id IS NULL AND enqueued_at IS NOT NULL
+    AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+ORDER BY created_at LIMIT %(limit)s;
+
+-- name: count_due_tasks
+-- How many tasks are in the queue (the condition of due_tasks).
+SELECT count(*) FROM tasks_task
+WHERE status = 'pending' AND execution_id IS NULL AND enqueued_at IS NOT NULL
+    AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s);
