@@ -32,7 +32,7 @@ class Task(models.Model):
     params = models.JSONField(_("parameters"), default=dict, blank=True)
     result = models.JSONField(_("result"), null=True, blank=True)
     error_message = models.TextField(_("error message"), blank=True, default="")
-    # null, not "", means "no error" so the API can show it as JSON null (API.md).
+    # null, not "", means "no error": the API shows it as JSON null.
     error_category = models.CharField(  # noqa: DJ001
         _("error category"), max_length=16, choices=ErrorCategory.choices, null=True, blank=True
     )
@@ -84,8 +84,8 @@ class Task(models.Model):
             # The list endpoint: newest first, optionally by status / type / batch / trigger. The
             # indexes are ascending and read backwards: a new task is then added at the end of its
             # range, where SQLite's B-tree appends cheaply; in a descending one it goes in front,
-            # and the page it fills is split and rebalanced with its neighbours (measured: 1.7
-            # pages written per index and task, 1.2 ascending).
+            # and the page it fills is split and rebalanced with its neighbours (more pages
+            # written per index and task: docs/performance.md).
             models.Index(fields=["created_at"], name="task_created_idx"),
             models.Index(fields=["status", "created_at"], name="task_status_created_idx"),
             models.Index(fields=["task_type", "created_at"], name="task_type_created_idx"),

@@ -6,8 +6,8 @@
 -- else the store writes goes through the ORM.
 --
 -- A name may have a version per database ("-- name: claim_task (sqlite)"). On SQLite a write is
--- a list of statements run in one transaction: the first decides (when it returns no row,
--- nothing else runs and nothing is written). On PostgreSQL it is one statement whose parts are
+-- a list of statements run in one transaction: the first decides (when it returns or changes no
+-- row, nothing else runs and nothing is written). On PostgreSQL it is one statement whose parts are
 -- conditional on the first (data-modifying WITH), so a write costs one round trip.
 -- Parameters are named: %(name)s.
 
@@ -25,7 +25,7 @@ INSERT INTO tasks_task (
     %(execution_id)s, %(checkpoint)s, %(heartbeat_at)s, %(worker)s, %(next_attempt_at)s,
     %(enqueued_at)s, %(alerted_at)s, %(created_by_id)s, %(created_at)s, %(started_at)s,
     %(completed_at)s, %(updated_at)s
-) RETURNING id;
+);
 INSERT INTO tasks_taskstage (task_id, name, position, weight, status, progress)
 SELECT %(id)s, json_extract(value, '$.name'), json_extract(value, '$.position'),
     json_extract(value, '$.weight'), 'pending', 0.0
@@ -114,8 +114,7 @@ SELECT * FROM claimed;
 UPDATE tasks_task SET
     status = 'completed', result = %(result)s, progress = 100.0, completed_at = %(now)s,
     execution_id = NULL, heartbeat_at = NULL, checkpoint = %(checkpoint)s, updated_at = %(now)s
-WHERE id = %(task_id)s AND status = 'processing' AND execution_id = %(execution_id)s
-RETURNING id;
+WHERE id = %(task_id)s AND status = 'processing' AND execution_id = %(execution_id)s;
 INSERT INTO tasks_auditlog (
     actor_id, actor_name, action, target_type, target_id, from_status, to_status, details,
     client_address, created_at

@@ -1,4 +1,4 @@
-"""Task statuses and the one table of legal transitions (API.md, "Task states")."""
+"""Task statuses and the one table of legal transitions between them."""
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _

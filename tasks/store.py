@@ -23,6 +23,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from taskcenter import metrics
+from taskcenter.db import rows_or_changes
 from taskcenter.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from tasks.actors import SYSTEM, Actor
 from tasks.audit import audit, audit_entry, change_line
@@ -77,8 +78,9 @@ def _statements(name: str, vendor: str) -> list[str]:
 
 def _write(name: str, params: dict, *, inside=()) -> list[tuple]:
     """Run the named write ``name`` with ``params`` in one transaction and return its first
-    statement's rows; when there are none, nothing is written and ``inside`` (ORM code to run in
-    the same transaction) is not called. Inside an ``atomic`` block it joins that transaction."""
+    statement's rows (one empty row per row it changed, when it returns none); when there are
+    none, nothing is written and ``inside`` (ORM code to run in the same transaction) is not
+    called. Inside an ``atomic`` block it joins that transaction."""
     db = connections[DEFAULT_DB_ALIAS]
     statements = _statements(name, db.vendor)
     if not inside and not db.in_atomic_block:
@@ -87,10 +89,10 @@ def _write(name: str, params: dict, *, inside=()) -> list[tuple]:
         if len(statements) == 1:  # commits by itself: no BEGIN and COMMIT round trips
             with db.cursor() as cursor:
                 cursor.execute(statements[0], params)
-                return cursor.fetchall()
+                return rows_or_changes(cursor)
     with transaction.atomic(using=db.alias), db.cursor() as cursor:
         cursor.execute(statements[0], params)
-        rows = cursor.fetchall()
+        rows = rows_or_changes(cursor)
         if rows:
             for statement in statements[1:]:
                 cursor.execute(statement, params)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import sqlite3
 import struct
 import threading
@@ -47,6 +48,8 @@ from django.conf import settings
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
 from django.db.transaction import TransactionManagementError
+
+from taskcenter.db import rows_or_changes
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 logger = logging.getLogger(__name__)
@@ -335,6 +338,19 @@ _CONVERTED: dict[str, str] = {}
 _CONVERTED_LIMIT = 4096
 
 
+_POSITIONAL: dict[str, tuple[str, list[str]]] = {}
+
+
+def _positional(statement: str, params: dict) -> tuple[str, list]:
+    """``statement`` with its ``%(name)s`` placeholders as ``?`` and its values in their order."""
+    converted = _POSITIONAL.get(statement)
+    if converted is None:
+        names = re.findall(r"%\((\w+)\)s", statement)
+        converted = _POSITIONAL[statement] = (re.sub(r"%\(\w+\)s", "?", statement).replace("%%", "%"), names)
+    sql, names = converted
+    return sql, [params[name] for name in names]
+
+
 class CursorWrapper(base.SQLiteCursorWrapper):
     def convert_query(self, query, *, param_names=None):
         converted = _CONVERTED.get(query)
@@ -430,31 +446,36 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def write_directly(self, statements: list[str], params: dict) -> list[tuple]:
         """Run ``statements`` (sharing the named ``params``) in one ``BEGIN IMMEDIATE`` … ``COMMIT``
-        transaction under the writer lock and return the first one's rows; when it returns none,
-        the rest are not run and nothing is written. In autocommit mode, outside ``atomic()``.
+        transaction under the writer lock and return the first one's rows (one empty row per row
+        it changed, for a statement that returns none); when there are none, the rest are not run
+        and nothing is written. In autocommit mode, outside ``atomic()``.
 
-        The statements go through Django's cursors (query logging, execute wrappers, errors as
-        Django's); only ``atomic()``'s own bookkeeping is left out, which held the write lock —
-        the one resource every writer of the database queues for — long enough to cost the task
-        hot path ~23 % of its throughput (docs/performance.md).
+        The statements run on the driver's connection, with their values put in order before
+        the lock is taken: through ``atomic()`` and Django's cursors the write lock — the one
+        resource every writer of the database queues for — was held long enough to cost the
+        task hot path a fifth of its throughput (docs/performance.md). They are recorded in
+        ``queries`` when queries are logged, as a cursor would; execute wrappers do not see them.
+        Errors are Django's database errors.
         """
         if self.in_atomic_block or not self.get_autocommit():
             raise TransactionManagementError("write_directly() runs outside any transaction")
+        prepared = [_positional(statement, params) for statement in statements]
+        self.close_if_health_check_failed()
         self.ensure_connection()
+        self.validate_thread_sharing()
         raw = self.connection
         lock = raw.writer_lock
+        started = time.monotonic()
         with self.wrap_database_errors:
             if lock is not None:
                 lock.acquire()
             try:
                 raw.execute("BEGIN IMMEDIATE")
                 try:
-                    with self.cursor() as cursor:
-                        cursor.execute(statements[0], params)
-                        rows = cursor.fetchall()
-                        if rows:
-                            for statement in statements[1:]:
-                                cursor.execute(statement, params)
+                    rows = rows_or_changes(raw.execute(*prepared[0]))
+                    if rows:
+                        for statement in prepared[1:]:
+                            raw.execute(*statement)
                     raw.execute("COMMIT" if rows else "ROLLBACK")
                 except BaseException:
                     self._abandon_transaction(raw)
@@ -462,6 +483,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
             finally:
                 if lock is not None:
                     lock.release()
+        if self.queries_logged:
+            took = f"{time.monotonic() - started:.3f}"
+            ran = prepared if rows else prepared[:1]
+            self.queries_log.extend({"sql": sql, "params": values, "time": took} for sql, values in ran)
         if lock is not None and rows:
             lock.checkpoint_when_due()
         return rows
