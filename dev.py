@@ -98,7 +98,8 @@ def run() -> int:
     host, port = env.get("HOST", "127.0.0.1"), env.get("PORT", "8000")
     say("migrating the database")
     manage("migrate", "--noinput", "-v", "0", env=env)
-    manage("bootstrap", env=env)
+    manage("bootstrap", env=env)  # the roles and the admin login
+    manage("demo_data", env=env)  # assessment records and three batches, unless there are some
     web_workers = env.get("WEB_WORKERS", "4")
     children = [
         subprocess.Popen(

@@ -87,8 +87,8 @@ def env_networks(name: str, default: list[str]) -> list[str]:
 
 
 SQLITE_OPTIONS = {
-    # IMMEDIATE takes the write lock at BEGIN: with DEFERRED, concurrent read-then-write
-    # transactions fail with "database is locked" instead of waiting (measured, ARCHITECTURE.md).
+    # IMMEDIATE takes the write lock at BEGIN: with DEFERRED, a read-then-write transaction that
+    # meets another writer fails with "database is locked" at its first write instead of waiting.
     "transaction_mode": "IMMEDIATE",
     "timeout": 20,
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",

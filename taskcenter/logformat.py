@@ -61,8 +61,8 @@ class PlainFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        # The default format with the local time of each second formatted once (a busy process
-        # logs many lines a second; time.strftime was a sixth of a line's cost).
+        # The default format with the local time of each second formatted once: a busy process
+        # logs many lines a second, and time.strftime is a large part of formatting one.
         second = int(record.created)
         cached, text = self._cached_second
         if cached != second:

@@ -1,4 +1,4 @@
-"""The three roles of API.md as Django groups with exactly their permissions."""
+"""The three roles — viewer, operator, manager — as Django groups with exactly their permissions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Start-up configuration: bad settings stop with one clear line; production settings pass --deploy."""
+"""Start-up configuration: bad settings stop with one clear line; production settings pass --deploy;
+the first-run set-up of ``dev.py run`` (``bootstrap``, ``demo_data``)."""
 
 from __future__ import annotations
 
@@ -192,10 +193,40 @@ def test_admin_password_file_is_owner_only_from_the_first_byte(tmp_path, setting
     password_file = settings.VAR_DIR / "admin-password"
     out = io.StringIO()
     with permission_bits_seen(password_file) as seen:
-        call_command("bootstrap", demo_students=0, stdout=out)
+        call_command("bootstrap", stdout=out)
     assert set(seen) == {0o600}, f"the admin password file was readable by others at some point: {seen}"
     assert f"admin / {password_file.read_text()}" in out.getvalue()
     assert settings.VAR_DIR.stat().st_mode & 0o777 == 0o700
+
+
+def test_bootstrap_makes_roles_and_the_admin_only_and_demo_data_makes_the_demo_once(tmp_path, settings, db):
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+
+    from batches.models import AssessmentRecord, Batch
+
+    settings.VAR_DIR = tmp_path / "var"
+    call_command("bootstrap", stdout=io.StringIO())
+    assert set(Group.objects.values_list("name", flat=True)) == {"viewer", "operator", "manager"}
+    assert not Batch.objects.exists() and not AssessmentRecord.objects.exists()
+
+    call_command("demo_data", students=0, stdout=io.StringIO())
+    assert not Batch.objects.exists() and not AssessmentRecord.objects.exists()
+
+    out = io.StringIO()
+    call_command("demo_data", students=30, stdout=out)
+    assert AssessmentRecord.objects.count() == 300
+    assert list(Batch.objects.order_by("batch_code").values_list("batch_code", flat=True)) == [
+        "BATCH_2025_001",
+        "BATCH_2025_002",
+        "BATCH_2025_003",
+    ]
+    assert "300 assessment records of 30 students" in out.getvalue()
+
+    out = io.StringIO()
+    call_command("demo_data", students=50, stdout=out)
+    assert out.getvalue() == "", "existing data is kept as it is"
+    assert AssessmentRecord.objects.count() == 300 and Batch.objects.count() == 3
 
 
 def test_var_directory_is_created_owner_only_by_every_process(tmp_path):

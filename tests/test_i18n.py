@@ -15,7 +15,7 @@ from tasks.states import ErrorCategory, TaskStatus, Trigger
 PO = Path(__file__).resolve().parent.parent / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 
 
-def test_statuses_read_as_in_the_seed_in_chinese():
+def test_statuses_read_in_chinese_and_in_english():
     with translation.override("zh-hans"):
         assert [str(label) for label in TaskStatus.labels] == ["待执行", "执行中", "已暂停", "已完成", "失败", "已取消"]
     with translation.override("en"):

@@ -32,7 +32,7 @@ LEGAL = {
 }
 
 
-def test_table_covers_every_status_and_matches_the_contract():
+def test_table_covers_every_status_and_holds_exactly_the_legal_pairs():
     assert set(TRANSITIONS) == set(TaskStatus.values)
     assert len(ALL_PAIRS) == 36
     assert {(src, dst) for src, dst in ALL_PAIRS if is_legal(src, dst)} == LEGAL

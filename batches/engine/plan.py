@@ -12,8 +12,8 @@ distribution        one per indicator
 group_comparison    one per (group kind, indicator)
 ==================  ==========================================================
 
-A unit on 100,000 students takes a few milliseconds (the heaviest, a correlation row, grows with
-the number of indicators: about 1 ms per pair), so cancellation is noticed quickly.
+A unit is small — on 100,000 students a few milliseconds; the heaviest, a correlation row, grows
+with the number of indicators — so cancellation is noticed quickly.
 """
 
 from __future__ import annotations

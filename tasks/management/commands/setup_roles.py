@@ -4,7 +4,7 @@ from tasks.roles import setup_roles
 
 
 class Command(BaseCommand):
-    help = "Create the viewer / operator / manager groups with the permissions API.md lists (idempotent)."
+    help = "Create the viewer / operator / manager groups, each with exactly its role's permissions (idempotent)."
 
     def handle(self, *args, **options):
         for name, count in setup_roles().items():
