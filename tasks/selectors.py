@@ -113,7 +113,7 @@ class SecondsBetween(Func):
         # Django keeps datetimes as UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]": whole seconds from
         # strftime, the fraction read from the text (SQLite's date functions keep milliseconds).
         end, start = (compiler.compile(expression) for expression in self.get_source_expressions())
-        seconds = "(CAST(strftime('%%s', {0}) AS REAL) + CAST('0' || substr({0}, 20) AS REAL))"
+        seconds = "(CAST(strftime('%%s', substr({0}, 1, 19)) AS REAL) + CAST('0' || substr({0}, 20) AS REAL))"
         sql = f"({seconds.format(end[0])} - {seconds.format(start[0])})"
         return sql, (*end[1], *end[1], *start[1], *start[1])
 

@@ -463,3 +463,18 @@ def test_statistics_durations_match_a_python_computation(api, django_assert_max_
         for task_type, values in expected.items()
     }
     assert stats["duration_by_type"]["maintenance.purge"]["p95_seconds"] == 2.9
+
+
+def test_a_duration_ending_in_the_last_half_millisecond_of_a_second_is_not_a_second_long(api):
+    """SQLite's date functions round a time to milliseconds: 12:00:41.9998 must not read as :42."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    completed = (timezone.now() - timedelta(hours=1)).replace(microsecond=999_800)
+    task = Task.objects.create(task_type="canary", status="completed", params={})
+    Task.objects.filter(pk=task.pk).update(
+        started_at=completed - timedelta(seconds=5, microseconds=799_800), completed_at=completed
+    )
+    stats = envelope_of(api.get("/api/v1/tasks/statistics"), 200)["data"]
+    assert stats["duration_by_type"]["canary"]["mean_seconds"] == 5.8
