@@ -263,8 +263,7 @@ def create(*, job: JobType, params: dict, actor: Actor, trigger: str, batch=None
         for position, (name, weight) in enumerate(job.stage_weights())
     ]
     # Prepared before the transaction: on SQLite it holds the database's only write lock.
-    params_ = {**_values(task), **_values(entry, "audit_"), "stages": json.dumps(stages)}
-    _write("create_task", params_)
+    _write("create_task", {**_values(task), **_values(entry, "audit_"), "stages": json.dumps(stages)})
     task._state.adding = False
     task._state.db = DEFAULT_DB_ALIAS
     _after_commit(change_line(entry))
@@ -371,7 +370,7 @@ def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> Task | No
         return None
     task_type, params, attempt, max_attempts, checkpoint, progress, batch_id = rows[0]
     json_field = Task._meta.get_field("params")
-    _after_commit(_claim_line(task_id))
+    _after_commit(_worker_line("worker.claim", task_id, TaskStatus.PENDING, TaskStatus.PROCESSING))
     values = {
         "id": task_id,
         "status": TaskStatus.PROCESSING,
@@ -389,16 +388,12 @@ def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> Task | No
     return Task.from_db(db.alias, fields, [values[name] for name in fields])
 
 
-def _claim_line(task_id):
-    return change_line(
-        AuditLog(
-            action="worker.claim",
-            target_type="task",
-            target_id=str(task_id),
-            from_status=TaskStatus.PENDING,
-            to_status=TaskStatus.PROCESSING,
-        )
+def _worker_line(action: str, task_id, from_status: str, to_status: str):
+    """The log line of a worker's status change (its audit row is part of the statement)."""
+    entry = AuditLog(
+        action=action, target_type="task", target_id=str(task_id), from_status=from_status, to_status=to_status
     )
+    return change_line(entry)
 
 
 def flush(
@@ -451,17 +446,7 @@ def complete(task_id, execution_id: uuid.UUID, *, result, checkpoint, logs: list
         inside=hooks,
     )
     if rows:
-        _after_commit(
-            change_line(
-                AuditLog(
-                    action="worker.complete",
-                    target_type="task",
-                    target_id=str(task_id),
-                    from_status=TaskStatus.PROCESSING,
-                    to_status=TaskStatus.COMPLETED,
-                )
-            )
-        )
+        _after_commit(_worker_line("worker.complete", task_id, TaskStatus.PROCESSING, TaskStatus.COMPLETED))
     return bool(rows)
 
 
@@ -575,11 +560,13 @@ def release(
     with transaction.atomic():
         if not held.update(**updates):
             return None
-        data = {"checkpoint": checkpoint} if checkpoint is not KEEP else None
         stopped = TaskLog(
-            task_id=task_id, timestamp=timezone.now(), level=LogLevel.INFO, message=f"execution stopped: {reason}"
+            task_id=task_id,
+            timestamp=timezone.now(),
+            level=LogLevel.INFO,
+            message=f"execution stopped: {reason}",
+            data={"checkpoint": checkpoint} if checkpoint is not KEEP else None,
         )
-        stopped.data = data
         _insert_logs(task_id, [*logs, stopped])
         status, changed_at, task_type = (
             Task.objects.filter(pk=task_id).values_list("status", "updated_at", "task_type").get()

@@ -11,7 +11,12 @@ statement run in autocommit mode — first takes an exclusive ``flock`` on ``<da
 Waiters block in the kernel and the next one is woken the moment the holder commits; SQLite's
 own lock is then always free when asked for, and its busy timeout stays as the backstop for
 programs that do not take the file lock. Readers (WAL) take nothing. A process that dies
-holding the lock releases it with its file descriptors.
+holding the lock releases it with its file descriptors. This queue is what ended the starvation
+of the cluster's writers behind a process creating tasks (docs/operations.md).
+
+Everything else here answers a measured problem too: the WAL that never started over, the
+lock's deadline and its record of long holds (for the watchdog), and the one shortcut of the
+task hot path, ``write_directly`` (docs/performance.md, "Which bypasses of Django pay").
 
 Checkpoints move out of the lock and off the writer's path. SQLite's automatic checkpoint runs
 inside ``COMMIT`` — in the committing process, after SQLite's own lock is released but while
@@ -331,13 +336,8 @@ class Connection(sqlite3.Connection):
     writer_lock: WriterLock | None = None
 
 
-#: Statements as SQLite takes them, converted once per text: Django converts ``%s`` (by a regular
-#: expression) and ``%(name)s`` placeholders on every execution, which costs the task hot path
-#: ~17 % of its throughput (docs/performance.md, "Which bypasses of Django pay").
-_CONVERTED: dict[str, str] = {}
-_CONVERTED_LIMIT = 4096
-
-
+#: The store's statements as ``write_directly`` runs them: ``?`` placeholders and the names of
+#: their values in order, per statement text.
 _POSITIONAL: dict[str, tuple[str, list[str]]] = {}
 
 
@@ -352,15 +352,6 @@ def _positional(statement: str, params: dict) -> tuple[str, list]:
 
 
 class CursorWrapper(base.SQLiteCursorWrapper):
-    def convert_query(self, query, *, param_names=None):
-        converted = _CONVERTED.get(query)
-        if converted is None:
-            converted = super().convert_query(query, param_names=param_names)
-            if len(_CONVERTED) >= _CONVERTED_LIMIT:
-                _CONVERTED.clear()
-            _CONVERTED[query] = converted
-        return converted
-
     def execute(self, query, params=None):
         if not self._takes_lock(query):
             return super().execute(query, params)
