@@ -111,9 +111,11 @@ class SecondsBetween(Func):
 
     def as_sqlite(self, compiler, connection, **extra):
         # Django keeps datetimes as UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]": whole seconds from
-        # strftime, the fraction read from the text (SQLite's date functions keep milliseconds).
+        # strftime of the first 19 characters, the fraction read from the text. (SQLite's date
+        # functions round a fraction to milliseconds: given all of it, .9995 and more counts as
+        # the next second, and the fraction would then be added twice.)
         end, start = (compiler.compile(expression) for expression in self.get_source_expressions())
-        seconds = "(CAST(strftime('%%s', {0}) AS REAL) + CAST('0' || substr({0}, 20) AS REAL))"
+        seconds = "(CAST(strftime('%%s', substr({0}, 1, 19)) AS REAL) + CAST('0' || substr({0}, 20) AS REAL))"
         sql = f"({seconds.format(end[0])} - {seconds.format(start[0])})"
         return sql, (*end[1], *end[1], *start[1], *start[1])
 

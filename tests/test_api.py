@@ -463,3 +463,17 @@ def test_statistics_durations_match_a_python_computation(api, django_assert_max_
         for task_type, values in expected.items()
     }
     assert stats["duration_by_type"]["maintenance.purge"]["p95_seconds"] == 2.9
+
+
+def test_a_duration_that_starts_in_a_seconds_last_half_millisecond_is_not_a_second_longer(api):
+    """SQLite's date functions round a fraction of a second to milliseconds: 10:00:00.9997 read
+    whole is 10:00:01, and its fraction must not be added to that again."""
+    from datetime import UTC, datetime, timedelta
+
+    completed = datetime.now(UTC).replace(microsecond=500_000) - timedelta(hours=1)
+    for started in (completed - timedelta(seconds=2.5003), completed - timedelta(seconds=4.0001)):
+        task = Task.objects.create(task_type="canary", status="completed", params={})
+        Task.objects.filter(pk=task.pk).update(started_at=started, completed_at=completed)
+    stats = envelope_of(api.get("/api/v1/tasks/statistics"), 200)["data"]
+    # The two start at .999700 and .499900 of a second: 2.5003 and 4.0001 s, mean 3.2502.
+    assert stats["duration_by_type"]["canary"] == {"count": 2, "mean_seconds": 3.25, "p95_seconds": 3.925}
