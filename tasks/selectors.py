@@ -8,21 +8,8 @@ from datetime import timedelta
 from django.db.models import Count, FloatField, Func, Max, Sum
 from django.utils import timezone
 
-from taskcenter.db.prepared import PreparedQuery
-from tasks.models import Task, TaskStage
+from tasks.models import Task
 from tasks.states import TaskStatus
-
-_STAGE_ROWS = PreparedQuery(
-    lambda task_id: (
-        TaskStage.objects.filter(task_id=task_id).order_by("position").values_list("name", "status", "progress")
-    ),
-    TaskStage._meta.get_field("task"),
-)
-
-
-def stage_rows(task_id) -> list[tuple]:
-    """A task's stages as ``(name, status, progress)`` in order (detail and progress answers)."""
-    return _STAGE_ROWS.rows(task_id)
 
 
 def queue_depth() -> int:

@@ -30,9 +30,9 @@ from batches.services import (
 )
 from batches.sources import CALCULATION_TYPES, sources
 from taskcenter.api.filters import FilterSet, ListFiltersOnlyMixin, StrictOrderingFilter
+from taskcenter.api.queries import TASK_PROGRESS, task_stages
 from taskcenter.api.responses import ok
 from taskcenter.api.serializers import require_empty_body
-from taskcenter.db.prepared import PreparedQuery
 from taskcenter.errors import NotFound
 from tasks.actors import Actor
 from tasks.api.serializers import (
@@ -44,7 +44,6 @@ from tasks.api.serializers import (
 )
 from tasks.api.views import _bulk_message, apply_to_task_ids
 from tasks.models import Task
-from tasks.selectors import stage_rows
 from tasks.services import bulk_apply, parse_task_id
 from tasks.states import TaskStatus
 
@@ -144,9 +143,6 @@ class BatchViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveM
         )
 
 
-_PROGRESS = PreparedQuery(lambda pk: Task.objects.filter(pk=pk).values_list("id", "progress"), Task._meta.pk)
-
-
 def _task(task_id) -> Task:
     task = Task.objects.select_related("batch").prefetch_related("stages").filter(pk=parse_task_id(task_id)).first()
     if task is None:
@@ -185,13 +181,13 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
 
     @extend_schema(summary="Task progress with stage details (seed 000 shape)", responses=TaskProgressSerializer)
     def progress(self, request, task_id=None):
-        # Polled by frontends: two prepared queries, the shape of TaskProgressSerializer.
+        # Polled by frontends: two hand-written statements, the shape of TaskProgressSerializer.
         task_id = parse_task_id(task_id)
-        row = _PROGRESS.first(task_id)
+        row = TASK_PROGRESS.first(task_id)
         if row is None:
             raise NotFound(f"task {task_id} not found")
         stages = [
-            {"stage": name, "status": status, "progress": progress} for name, status, progress in stage_rows(task_id)
+            {"stage": name, "status": status, "progress": progress} for name, status, progress in task_stages(task_id)
         ]
         return ok({"task_id": str(row[0]), "overall_progress": row[1], "stage_details": stages})
 
