@@ -62,6 +62,7 @@ def batch_queryset():
     return batches_with_latest_task()
 
 
+@extend_schema(tags=["batches"])
 @extend_schema_view(
     list=extend_schema(summary="List batches"),
     retrieve=extend_schema(summary="Batch detail (with latest task and task count)"),
@@ -150,6 +151,7 @@ def _task(task_id) -> Task:
     return task
 
 
+@extend_schema(tags=["statistics tasks"])
 class StatisticsTaskViewSet(viewsets.ViewSet):
     """Seed 000's task endpoints: start / cancel by batch code, status / progress by task id."""
 
@@ -215,6 +217,7 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
 
 
 class DataSourceViewSet(viewsets.ViewSet):
+@extend_schema(tags=["data sources"])
     action_permissions = {"list": ["batches.view_batch"]}
 
     @extend_schema(summary="Registered data sources", responses=DataSourceSerializer(many=True))

@@ -87,6 +87,7 @@ def _task_detail(task_id) -> dict:
     return detail_item(row, task_stages(task_id))
 
 
+@extend_schema(tags=["tasks"])
 @extend_schema_view(
     list=extend_schema(summary="List tasks (newest first)", responses=TaskListSerializer(many=True)),
     retrieve=extend_schema(summary="Task detail", responses=TaskDetailSerializer),
@@ -408,6 +409,7 @@ def _event(name: str, data, *, event_id: int | None = None) -> str:
     return f"{prefix}event: {name}\ndata: {json.dumps(data, default=str, ensure_ascii=False)}\n\n"
 
 
+@extend_schema(tags=["task types"])
 class TaskTypeViewSet(viewsets.ViewSet):
     action_permissions = {"list": VIEW}
 
@@ -471,6 +473,7 @@ def params_json_schema(serializer_class) -> dict:
     return schema
 
 
+@extend_schema(tags=["audit"])
 @extend_schema_view(list=extend_schema(summary="The audit log (newest first)"))
 class AuditLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     queryset = AuditLog.objects.order_by("-id")
