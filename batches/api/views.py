@@ -1,4 +1,4 @@
-"""Batch and statistics-task endpoints (API.md "Batches", "Statistics tasks"; seed 000)."""
+"""Batch, statistics-task and data-source endpoints. Thin: parse, call a service, render."""
 
 from __future__ import annotations
 
@@ -153,7 +153,8 @@ def _task(task_id) -> Task:
 
 @extend_schema(tags=["statistics tasks"])
 class StatisticsTaskViewSet(viewsets.ViewSet):
-    """Seed 000's task endpoints: start / cancel by batch code, status / progress by task id."""
+    """A batch's statistics task: start / cancel by batch code, status / progress by task id, and
+    the bulk start, cancel and delete."""
 
     action_permissions = {
         "start": ["tasks.start_task"],
@@ -177,11 +178,11 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
         task = batch_cancel(actor=Actor.from_request(request), batch_code=batch_code)
         return ok(TaskStatusSerializer(_task(task.pk)).data, message="Task cancelled.")
 
-    @extend_schema(summary="Task status (seed 000 shape)", responses=TaskStatusSerializer)
+    @extend_schema(summary="Task status, start time and estimated completion", responses=TaskStatusSerializer)
     def status(self, request, task_id=None):
         return ok(TaskStatusSerializer(_task(task_id)).data)
 
-    @extend_schema(summary="Task progress with stage details (seed 000 shape)", responses=TaskProgressSerializer)
+    @extend_schema(summary="Task progress with stage details", responses=TaskProgressSerializer)
     def progress(self, request, task_id=None):
         # Polled by frontends: two hand-written statements, the shape of TaskProgressSerializer.
         task_id = parse_task_id(task_id)
@@ -216,8 +217,8 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
         return apply_to_task_ids(request, "delete", "deleted")
 
 
-class DataSourceViewSet(viewsets.ViewSet):
 @extend_schema(tags=["data sources"])
+class DataSourceViewSet(viewsets.ViewSet):
     action_permissions = {"list": ["batches.view_batch"]}
 
     @extend_schema(summary="Registered data sources", responses=DataSourceSerializer(many=True))

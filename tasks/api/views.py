@@ -1,4 +1,4 @@
-"""Task endpoints (API.md "Tasks of any type"). Thin: parse, call a service, render."""
+"""Task, task-type and audit-log endpoints. Thin: parse, call a service, render."""
 
 from __future__ import annotations
 
