@@ -5,8 +5,8 @@
 - ``TASK_STAGES``: a task's stages in order (the detail and the progress);
 - ``TASK_PROGRESS``: a task's overall progress (polled by frontends).
 
-Kept because they pay on ``bench/api.py`` (docs/performance.md, "Which bypasses of Django pay"):
-building these queries with the ORM on every request costs more than the database's answer.
+Kept because they pay on ``bench/api.py`` (docs/performance.md, "Which bypasses of Django pay
+(API)"): building these queries with the ORM on every request costs more than the answer.
 Each statement takes one argument, compared with a model field that prepares it for the
 database as the ORM's lookup would, and names the model field of each of its columns, whose
 values are converted as ``values_list`` converts them: the backend's converters, then the
