@@ -11,7 +11,7 @@ From 4 concurrent keep-alive clients on loopback (4 processes) it sends ``--requ
 requests (page_size=50, unfiltered and filtered by status), each client alternating them with
 floor requests for the same rows (floor, list, floor, filtered list, …): ``floor_list_p50_ms`` is
 the floor's p50 under the same load as the list's, and ``ratio_to_floor`` the list's p50 over it.
-Then ``--requests`` task details and task progresses (API only). ``rps`` counts every request
+Then ``--requests`` task details and task progresses (API only; p50 and p95 of each). ``rps`` counts every request
 those three four-client runs answered (the floor's included) over their wall time. The list and
 its floor are also sent by one client alone (``list_p50_one_client_ms``,
 ``floor_one_client_p50_ms``): the request's own cost, without the queueing of four clients on this
@@ -238,7 +238,9 @@ def main() -> None:
         "tasks": len(ids),
         "list_p50_ms": round(p50(list_ms), 2),
         "list_p95_ms": round(percentile(list_ms, 0.95), 2),
+        "detail_p50_ms": round(p50(ms(detail, "/")), 2),
         "detail_p95_ms": round(percentile(ms(detail, "/"), 0.95), 2),
+        "progress_p50_ms": round(p50(ms(progress, "/")), 2),
         "progress_p95_ms": round(percentile(ms(progress, "/"), 0.95), 2),
         "rps": round(total / (list_s + detail_s + progress_s), 1),
         # The bare view, over HTTP in the same server processes, alternating with the list requests.

@@ -265,6 +265,27 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "taskcenter.api.schema.envelope_postprocessing_hook",
+        "taskcenter.api.schema.health_paths_hook",
+    ],
+    # Every operation carries one of these (the views' extend_schema(tags=…); tests/test_api_schema.py).
+    "TAGS": [
+        {"name": "batches", "description": "Statistics batches: named configurations of the statistics job."},
+        {
+            "name": "statistics tasks",
+            "description": "A batch's statistics task: start and cancel by batch code, status and progress by task id.",
+        },
+        {
+            "name": "tasks",
+            "description": "Tasks of any type: create, list, steer (cancel, pause, resume, retry), delete, logs, "
+            "event streams, statistics.",
+        },
+        {"name": "task types", "description": "The registered task types, their stages and parameters."},
+        {"name": "audit", "description": "The audit log: every change, who made it and from where."},
+        {"name": "data sources", "description": "The data sources a statistics batch can read."},
+        {
+            "name": "health",
+            "description": "Liveness, readiness and Prometheus metrics, outside /api/v1/: no envelope, no token.",
+        },
     ],
     "ENUM_NAME_OVERRIDES": {
         "TaskStatusEnum": "tasks.states.TaskStatus",

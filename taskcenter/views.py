@@ -14,12 +14,18 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 
 from taskcenter.proxies import client_address, client_unknown, in_networks
 
 logger = logging.getLogger(__name__)
 
 
+# The health endpoints answer GET and HEAD, anything else 405 (as documented in the OpenAPI
+# document); exempt from CSRF so that a POST gets that 405 rather than the CSRF page.
+@csrf_exempt
+@require_safe
 def healthz(request):
     """Liveness: answers 200 while the process can serve requests (no dependency is checked)."""
     return JsonResponse({"status": "ok"})
@@ -76,6 +82,8 @@ def _check_clusters() -> None:
         raise Failure("no live django-q2 cluster (start one with 'python manage.py qcluster')")
 
 
+@csrf_exempt
+@require_safe
 def readyz(request):
     """Readiness: the database and the broker answer and at least one cluster is alive.
 
@@ -137,6 +145,8 @@ def metrics_allowed(request) -> bool:
     return in_networks(client_address(request), settings.METRICS_ALLOWED_NETWORKS)
 
 
+@csrf_exempt
+@require_safe
 def metrics(request):
     """Prometheus text exposition; only for the token or the allowed networks (settings)."""
     if not metrics_allowed(request):

@@ -8,21 +8,8 @@ from datetime import timedelta
 from django.db.models import Count, FloatField, Func, Max, Sum
 from django.utils import timezone
 
-from taskcenter.db.prepared import PreparedQuery
-from tasks.models import Task, TaskStage
+from tasks.models import Task
 from tasks.states import TaskStatus
-
-_STAGE_ROWS = PreparedQuery(
-    lambda task_id: (
-        TaskStage.objects.filter(task_id=task_id).order_by("position").values_list("name", "status", "progress")
-    ),
-    TaskStage._meta.get_field("task"),
-)
-
-
-def stage_rows(task_id) -> list[tuple]:
-    """A task's stages as ``(name, status, progress)`` in order (detail and progress answers)."""
-    return _STAGE_ROWS.rows(task_id)
 
 
 def queue_depth() -> int:
@@ -111,7 +98,9 @@ class SecondsBetween(Func):
 
     def as_sqlite(self, compiler, connection, **extra):
         # Django keeps datetimes as UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]": whole seconds from
-        # strftime, the fraction read from the text (SQLite's date functions keep milliseconds).
+        # strftime of the first 19 characters, the fraction read from the text. (SQLite's date
+        # functions round a fraction to milliseconds: given all of it, .9995 and more counts as
+        # the next second, and the fraction would then be added twice.)
         end, start = (compiler.compile(expression) for expression in self.get_source_expressions())
         seconds = "(CAST(strftime('%%s', substr({0}, 1, 19)) AS REAL) + CAST('0' || substr({0}, 20) AS REAL))"
         sql = f"({seconds.format(end[0])} - {seconds.format(start[0])})"

@@ -1,4 +1,4 @@
-"""The REST API in-process: the seeds' examples verbatim, the envelope, errors, filters, queries."""
+"""The REST API in-process: each endpoint's flow, the envelope, errors, filters, queries."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tasks.runtime.worker import run_task
 from tasks.services import task_create
 from tests.api_helpers import client_for, envelope_of
 
-SEED_BATCH = {
+EXAMPLE_BATCH = {
     "batch_code": "BATCH_2025_001",
     "description": "2025年第一批统计任务",
     "data_source": "student_assessments",
@@ -29,10 +29,10 @@ def api(manager):
     return client_for(manager)
 
 
-def test_seed_000_create_batch_body_works_verbatim(api):
-    body = envelope_of(api.post("/api/v1/statistics/batches", SEED_BATCH, format="json"), 201)
+def test_creating_a_batch_answers_it_without_tasks_and_audits_it(api):
+    body = envelope_of(api.post("/api/v1/statistics/batches", EXAMPLE_BATCH, format="json"), 201)
     assert body["data"]["batch_code"] == "BATCH_2025_001"
-    assert body["data"]["config"] == SEED_BATCH["config"]
+    assert body["data"]["config"] == EXAMPLE_BATCH["config"]
     assert body["data"]["task_count"] == 0 and body["data"]["latest_task"] is None
     assert AuditLog.objects.filter(action="batch.create", target_id="BATCH_2025_001").count() == 1
 
@@ -51,7 +51,7 @@ def test_seed_000_create_batch_body_works_verbatim(api):
     ],
 )
 def test_bad_batch_input_is_a_400_naming_the_field_and_changes_nothing(api, change, field):
-    body = envelope_of(api.post("/api/v1/statistics/batches", {**SEED_BATCH, **change}, format="json"), 400)
+    body = envelope_of(api.post("/api/v1/statistics/batches", {**EXAMPLE_BATCH, **change}, format="json"), 400)
     assert any(name == field or name.startswith(field + ".") for name in body["errors"]), body["errors"]
     bad_values = [v for v in ("nope", "sports", "magic") if v in str(change)]
     assert all(value in str(body["errors"]) for value in bad_values), "the bad value is named"
@@ -59,13 +59,13 @@ def test_bad_batch_input_is_a_400_naming_the_field_and_changes_nothing(api, chan
 
 
 def test_duplicate_batch_code_is_a_conflict(api):
-    api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
-    body = envelope_of(api.post("/api/v1/statistics/batches", SEED_BATCH, format="json"), 409)
+    api.post("/api/v1/statistics/batches", EXAMPLE_BATCH, format="json")
+    body = envelope_of(api.post("/api/v1/statistics/batches", EXAMPLE_BATCH, format="json"), 409)
     assert "batch_code" in body["errors"]
 
 
 def test_start_status_progress_and_cancel_by_batch_code(api):
-    api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
+    api.post("/api/v1/statistics/batches", EXAMPLE_BATCH, format="json")
     started = envelope_of(api.post("/api/v1/statistics/tasks/BATCH_2025_001/start"), 202)["data"]
     assert set(started) == {
         "task_id",
@@ -95,7 +95,7 @@ def test_start_status_progress_and_cancel_by_batch_code(api):
 
 
 def test_a_batch_has_one_active_task_whichever_door_the_task_comes_through(api):
-    api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
+    api.post("/api/v1/statistics/batches", EXAMPLE_BATCH, format="json")
     first = envelope_of(api.post("/api/v1/statistics/tasks/BATCH_2025_001/start"), 202)["data"]["task_id"]
     # POST /tasks with the batch's code: refused while the batch has an active task.
     body = {"task_type": "statistics", "batch_code": "BATCH_2025_001"}
@@ -105,7 +105,7 @@ def test_a_batch_has_one_active_task_whichever_door_the_task_comes_through(api):
     # A batch's statistics task runs the batch's config: other params are a 409, none are fine.
     other = {
         "data_source": "student_assessments",
-        "config": {**SEED_BATCH["config"], "include_dimensions": ["academic"]},
+        "config": {**EXAMPLE_BATCH["config"], "include_dimensions": ["academic"]},
     }
     refused = envelope_of(api.post("/api/v1/tasks", {**body, "params": other}, format="json"), 409)
     assert "differs from these params" in refused["message"]
@@ -124,8 +124,8 @@ def test_a_batch_has_one_active_task_whichever_door_the_task_comes_through(api):
 
 
 def test_batch_start_reports_each_batch_with_its_new_task(api):
-    api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
-    api.post("/api/v1/statistics/batches", {**SEED_BATCH, "batch_code": "B2"}, format="json")
+    api.post("/api/v1/statistics/batches", EXAMPLE_BATCH, format="json")
+    api.post("/api/v1/statistics/batches", {**EXAMPLE_BATCH, "batch_code": "B2"}, format="json")
     body = envelope_of(
         api.post(
             "/api/v1/statistics/tasks/batch-start",
@@ -139,7 +139,7 @@ def test_batch_start_reports_each_batch_with_its_new_task(api):
     assert Task.objects.filter(pk=body["results"]["B2"]["task_id"], status="pending").exists()
 
 
-def test_seed_001_pause_resume_batch_delete_and_paginated_list(api):
+def test_paginated_list_newest_first_pause_resume_and_bulk_delete(api):
     tasks = [task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1}) for _ in range(12)]
     page = envelope_of(api.get("/api/v1/tasks?page=2&page_size=5"), 200)["data"]
     assert (page["total"], page["page"], page["page_size"], page["total_pages"]) == (12, 2, 5, 3)
@@ -166,7 +166,7 @@ def test_seed_001_pause_resume_batch_delete_and_paginated_list(api):
     assert not Task.objects.filter(pk=done.pk).exists()
 
 
-def test_seed_002_logs_with_levels_and_tailing(api):
+def test_logs_by_minimum_level_and_tailed_after_an_id(api):
     task = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
     for level, message in [(10, "debugging"), (20, "开始执行任务"), (30, "slow"), (40, "boom")]:
         TaskLog.objects.create(task=task, timestamp=task.created_at, level=level, message=message, data={"n": level})
@@ -185,7 +185,7 @@ def test_seed_002_logs_with_levels_and_tailing(api):
     assert "level" in envelope_of(api.get(f"/api/v1/tasks/{task.pk}/logs?level=loud"), 400)["errors"]
 
 
-def test_seed_002_cancel_by_ids_by_types_and_all(api):
+def test_bulk_cancel_by_ids_by_task_types_and_all(api):
     canaries = [task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1}) for _ in range(3)]
     purge = task_create(actor=SYSTEM, task_type="maintenance.purge", params={"days": 30})
     by_ids = envelope_of(
@@ -203,7 +203,7 @@ def test_seed_002_cancel_by_ids_by_types_and_all(api):
     envelope_of(api.post("/api/v1/tasks/batch-cancel", {"task_types": ["nope"]}, format="json"), 400)
 
 
-def test_seed_003_create_update_only_while_pending_retry_and_filters(api):
+def test_create_change_params_only_while_pending_retry_and_filters(api):
     created = envelope_of(
         api.post("/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 0, "steps": 2}}, format="json"), 201
     )["data"]
@@ -253,7 +253,7 @@ def test_seed_003_create_update_only_while_pending_retry_and_filters(api):
     assert stats["duration_by_type"]["canary"]["count"] == 1
 
 
-def test_seed_004_detail_fields_and_cancel_refusal_for_final_states(api):
+def test_detail_fields_and_cancel_refused_in_final_states(api):
     task = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
     run_task(str(task.pk))
     detail = envelope_of(api.get(f"/api/v1/tasks/{task.pk}"), 200)["data"]
@@ -302,7 +302,7 @@ def test_error_envelopes_for_auth_method_media_and_size(api, settings):
 
 def test_steering_endpoints_take_no_body_and_refuse_fields_rather_than_ignore_them(api):
     task = task_create(actor=SYSTEM, task_type="canary", params={})
-    api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
+    api.post("/api/v1/statistics/batches", EXAMPLE_BATCH, format="json")
     for path in (f"/api/v1/tasks/{task.pk}/cancel", "/api/v1/statistics/tasks/BATCH_2025_001/start"):
         refused = envelope_of(api.post(path, {"force": True}, format="json"), 400)
         assert refused["errors"] == {"force": ["Unknown field."]}
@@ -332,7 +332,7 @@ def test_task_types_data_sources_and_audit_log(api):
     sources = envelope_of(api.get("/api/v1/data-sources"), 200)["data"]
     assert sources[0]["name"] == "student_assessments"
     assert sources[0]["dimensions"]["academic"][:2] == ["chinese", "math"]
-    api.post("/api/v1/statistics/batches", SEED_BATCH, format="json")
+    api.post("/api/v1/statistics/batches", EXAMPLE_BATCH, format="json")
     audit = envelope_of(api.get("/api/v1/audit-logs?action=batch.create"), 200)["data"]
     assert audit["total"] == 1 and audit["results"][0]["actor"] == "manager"
 
@@ -380,7 +380,7 @@ def test_list_filters_narrow_the_list_but_never_hide_one_task_or_batch(api):
     assert listed["data"]["total"] == 0
     detail = envelope_of(api.get(f"/api/v1/tasks/{task.pk}?status=completed&task_type=nope"), 200)
     assert detail["data"]["task_id"] == str(task.pk) and detail["data"]["status"] == "pending"
-    envelope_of(api.post("/api/v1/statistics/batches", SEED_BATCH, format="json"), 201)
+    envelope_of(api.post("/api/v1/statistics/batches", EXAMPLE_BATCH, format="json"), 201)
     batch = envelope_of(api.get("/api/v1/statistics/batches/BATCH_2025_001?search=nothing-like-it"), 200)
     assert batch["data"]["batch_code"] == "BATCH_2025_001"
 
@@ -465,16 +465,15 @@ def test_statistics_durations_match_a_python_computation(api, django_assert_max_
     assert stats["duration_by_type"]["maintenance.purge"]["p95_seconds"] == 2.9
 
 
-def test_a_duration_ending_in_the_last_half_millisecond_of_a_second_is_not_a_second_long(api):
-    """SQLite's date functions round a time to milliseconds: 12:00:41.9998 must not read as :42."""
-    from datetime import timedelta
+def test_a_duration_that_starts_in_a_seconds_last_half_millisecond_is_not_a_second_longer(api):
+    """SQLite's date functions round a fraction of a second to milliseconds: 10:00:00.9997 read
+    whole is 10:00:01, and its fraction must not be added to that again."""
+    from datetime import UTC, datetime, timedelta
 
-    from django.utils import timezone
-
-    completed = (timezone.now() - timedelta(hours=1)).replace(microsecond=999_800)
-    task = Task.objects.create(task_type="canary", status="completed", params={})
-    Task.objects.filter(pk=task.pk).update(
-        started_at=completed - timedelta(seconds=5, microseconds=799_800), completed_at=completed
-    )
+    completed = datetime.now(UTC).replace(microsecond=500_000) - timedelta(hours=1)
+    for started in (completed - timedelta(seconds=2.5003), completed - timedelta(seconds=4.0001)):
+        task = Task.objects.create(task_type="canary", status="completed", params={})
+        Task.objects.filter(pk=task.pk).update(started_at=started, completed_at=completed)
     stats = envelope_of(api.get("/api/v1/tasks/statistics"), 200)["data"]
-    assert stats["duration_by_type"]["canary"]["mean_seconds"] == 5.8
+    # The two start at .999700 and .499900 of a second: 2.5003 and 4.0001 s, mean 3.2502.
+    assert stats["duration_by_type"]["canary"] == {"count": 2, "mean_seconds": 3.25, "p95_seconds": 3.925}

@@ -1,4 +1,4 @@
-"""Black-box: real HTTP to gunicorn, a real qcluster, the seeds' flows and every error code."""
+"""Black-box: real HTTP to gunicorn, a real qcluster, the endpoints' flows and every error code."""
 
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ def http(cluster, web_server, manager):
     return Http(web_server.url, Token.objects.create(user=manager).key)
 
 
-def test_seed_000_batch_lifecycle_through_the_running_service(http):
-    seed = {
+def test_a_batch_lifecycle_through_the_running_service(http):
+    batch = {
         "batch_code": "BATCH_2025_001",
         "description": "2025年第一批统计任务",
         "data_source": "student_assessments",
@@ -57,7 +57,7 @@ def test_seed_000_batch_lifecycle_through_the_running_service(http):
             "calculation_types": ["descriptive", "correlation"],
         },
     }
-    assert http("post", "/api/v1/statistics/batches", seed)[0] == 201
+    assert http("post", "/api/v1/statistics/batches", batch)[0] == 201
     assert http("get", "/api/v1/statistics/batches?search=" + urllib.parse.quote("第一批"))[1]["data"]["total"] == 1
     status, started = http("post", "/api/v1/statistics/tasks/BATCH_2025_001/start")
     assert status == 202
@@ -77,8 +77,8 @@ def test_seed_000_batch_lifecycle_through_the_running_service(http):
     results = http("get", "/api/v1/statistics/batches/BATCH_2025_001/results")[1]["data"]
     assert results["task_id"] == task_id and results["result"]["records"] == 3000
     assert len(results["result"]["correlation"]["matrix"]) == 10
-    assert http("put", "/api/v1/statistics/batches/BATCH_2025_001", {**seed, "description": "x"})[0] == 400
-    edited = {"description": "改", "data_source": "student_assessments", "config": seed["config"]}
+    assert http("put", "/api/v1/statistics/batches/BATCH_2025_001", {**batch, "description": "x"})[0] == 400
+    edited = {"description": "改", "data_source": "student_assessments", "config": batch["config"]}
     assert http("put", "/api/v1/statistics/batches/BATCH_2025_001", edited)[1]["data"]["description"] == "改"
     detail = http("get", "/api/v1/statistics/batches/BATCH_2025_001")[1]["data"]
     assert detail["task_count"] == 1 and detail["latest_task"]["status"] == "completed"
@@ -86,7 +86,7 @@ def test_seed_000_batch_lifecycle_through_the_running_service(http):
     assert http("get", f"/api/v1/tasks/{task_id}")[0] == 404
 
 
-def test_seeds_001_to_004_steering_running_tasks(http):
+def test_steering_running_tasks_through_the_running_service(http):
     status, created = http("post", "/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 20, "steps": 200}})
     assert status == 201
     task_id = created["data"]["task_id"]

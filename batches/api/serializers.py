@@ -1,4 +1,4 @@
-"""Batch API shapes (API.md "Batches", seed 000)."""
+"""Batch API shapes: the bodies the batch endpoints take and answer."""
 
 from __future__ import annotations
 

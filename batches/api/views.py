@@ -1,4 +1,4 @@
-"""Batch and statistics-task endpoints (API.md "Batches", "Statistics tasks"; seed 000)."""
+"""Batch, statistics-task and data-source endpoints. Thin: parse, call a service, render."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ from batches.services import (
 )
 from batches.sources import CALCULATION_TYPES, sources
 from taskcenter.api.filters import FilterSet, ListFiltersOnlyMixin, StrictOrderingFilter
+from taskcenter.api.queries import TASK_PROGRESS, task_stages
 from taskcenter.api.responses import ok
 from taskcenter.api.serializers import require_empty_body
-from taskcenter.db.prepared import PreparedQuery
 from taskcenter.errors import NotFound
 from tasks.actors import Actor
 from tasks.api.serializers import (
@@ -44,7 +44,6 @@ from tasks.api.serializers import (
 )
 from tasks.api.views import _bulk_message, apply_to_task_ids
 from tasks.models import Task
-from tasks.selectors import stage_rows
 from tasks.services import bulk_apply, parse_task_id
 from tasks.states import TaskStatus
 
@@ -63,6 +62,7 @@ def batch_queryset():
     return batches_with_latest_task()
 
 
+@extend_schema(tags=["batches"])
 @extend_schema_view(
     list=extend_schema(summary="List batches"),
     retrieve=extend_schema(summary="Batch detail (with latest task and task count)"),
@@ -144,9 +144,6 @@ class BatchViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveM
         )
 
 
-_PROGRESS = PreparedQuery(lambda pk: Task.objects.filter(pk=pk).values_list("id", "progress"), Task._meta.pk)
-
-
 def _task(task_id) -> Task:
     task = Task.objects.select_related("batch").prefetch_related("stages").filter(pk=parse_task_id(task_id)).first()
     if task is None:
@@ -154,8 +151,10 @@ def _task(task_id) -> Task:
     return task
 
 
+@extend_schema(tags=["statistics tasks"])
 class StatisticsTaskViewSet(viewsets.ViewSet):
-    """Seed 000's task endpoints: start / cancel by batch code, status / progress by task id."""
+    """A batch's statistics task: start / cancel by batch code, status / progress by task id, and
+    the bulk start, cancel and delete."""
 
     action_permissions = {
         "start": ["tasks.start_task"],
@@ -179,19 +178,19 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
         task = batch_cancel(actor=Actor.from_request(request), batch_code=batch_code)
         return ok(TaskStatusSerializer(_task(task.pk)).data, message="Task cancelled.")
 
-    @extend_schema(summary="Task status (seed 000 shape)", responses=TaskStatusSerializer)
+    @extend_schema(summary="Task status, start time and estimated completion", responses=TaskStatusSerializer)
     def status(self, request, task_id=None):
         return ok(TaskStatusSerializer(_task(task_id)).data)
 
-    @extend_schema(summary="Task progress with stage details (seed 000 shape)", responses=TaskProgressSerializer)
+    @extend_schema(summary="Task progress with stage details", responses=TaskProgressSerializer)
     def progress(self, request, task_id=None):
-        # Polled by frontends: two prepared queries, the shape of TaskProgressSerializer.
+        # Polled by frontends: two hand-written statements, the shape of TaskProgressSerializer.
         task_id = parse_task_id(task_id)
-        row = _PROGRESS.first(task_id)
+        row = TASK_PROGRESS.first(task_id)
         if row is None:
             raise NotFound(f"task {task_id} not found")
         stages = [
-            {"stage": name, "status": status, "progress": progress} for name, status, progress in stage_rows(task_id)
+            {"stage": name, "status": status, "progress": progress} for name, status, progress in task_stages(task_id)
         ]
         return ok({"task_id": str(row[0]), "overall_progress": row[1], "stage_details": stages})
 
@@ -218,6 +217,7 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
         return apply_to_task_ids(request, "delete", "deleted")
 
 
+@extend_schema(tags=["data sources"])
 class DataSourceViewSet(viewsets.ViewSet):
     action_permissions = {"list": ["batches.view_batch"]}
 

@@ -1,11 +1,12 @@
 """Request counters for the API's throttles on one machine without Redis.
 
 Django's file cache, which used to hold them, pickles the value, writes a temporary file and
-renames it, and lists the cache directory to cull it — on every request (measured: ~0.8 ms, a
-fifth of a task detail request), and two processes incrementing at once could lose a count.
-Here a counter is an 8-byte integer in a small file of its own, incremented under ``flock``:
-exact across processes, ~20 µs. A file is named after the end of its window and deleted once
-that has passed (each process sweeps the directory at most once a minute).
+renames it, and lists the cache directory to cull it — on every request, a large part of a
+task detail's time (docs/performance.md) — and two processes incrementing at once could lose a
+count. Here a counter is an 8-byte integer in a small file of its own, incremented under
+``flock``: exact across processes, and a few system calls. A file is named after the end of its
+window and deleted once that has passed (each process sweeps the directory at most once a
+minute).
 
 With Redis (``REDIS_URL``) the throttles count in the shared cache instead (atomic ``INCR``),
 which several machines share.

@@ -11,9 +11,10 @@ class FilterSet(django_filters.FilterSet):
     """A filter set whose form class is built once per filter set class, not per request.
 
     django-filter builds the form class on every request from fresh copies of the filters (each
-    filter making its form field and looking up its label on the model): about a fifth of a task
-    list request's time. Our filters' fields depend on nothing but their declaration, so one form
-    class serves every request (each form instance still gets its own copies of the fields).
+    filter making its form field and looking up its label on the model), a large part of a task
+    list request's time (docs/performance.md). Our filters' fields depend on nothing but their
+    declaration, so one form class serves every request (each form instance still gets its own
+    copies of the fields).
     """
 
     def get_form_class(self):

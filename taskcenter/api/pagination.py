@@ -1,4 +1,4 @@
-"""Page-number pagination with the seeds' shape: {results, total, page, page_size, total_pages}."""
+"""Page-number pagination, answered as {results, total, page, page_size, total_pages}."""
 
 from __future__ import annotations
 

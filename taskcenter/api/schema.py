@@ -2,7 +2,8 @@
 
 Every JSON response of /api/v1/ is wrapped as {success, code, message, data}, with ``code``
 pinned to the response's status; every operation documents the error responses the envelope
-handler can produce.
+handler can produce. The process-level endpoints (health, readiness, metrics) are added as the
+``health`` operations.
 """
 
 from __future__ import annotations
@@ -199,4 +200,76 @@ def envelope_postprocessing_hook(result, generator, request, public):
                         "content": {"application/json": {"schema": _error_ref(result, int(code))}},
                     },
                 )
+    return result
+
+
+def _json(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _text(description: str) -> dict:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+_LIVENESS = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}}
+_READINESS = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "unavailable"]},
+        "checks": {
+            "type": "object",
+            "description": "database, broker, clusters: `ok`, `skipped` (a part it needs failed) or why it fails.",
+            "additionalProperties": {"type": "string"},
+        },
+        "failing": {"type": "array", "items": {"type": "string"}, "description": "The failing checks."},
+        "details": {
+            "type": "object",
+            "description": "Staff users only: the underlying error of each failing check.",
+            "additionalProperties": {"type": "string"},
+        },
+    },
+}
+
+
+def _health_operation(operation_id: str, summary: str, description: str, responses: dict) -> dict:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "description": description,
+            "tags": ["health"],
+            "security": [],
+            "responses": responses,
+        }
+    }
+
+
+HEALTH_PATHS = {
+    "/healthz": _health_operation(
+        "healthz",
+        "Liveness",
+        "200 while the process serves requests; checks nothing else.",
+        {"200": _json("Alive.", _LIVENESS)},
+    ),
+    "/readyz": _health_operation(
+        "readyz",
+        "Readiness",
+        "The database answers, the django-q2 broker answers and at least one cluster has reported in.",
+        {"200": _json("Ready.", _READINESS), "503": _json("Not ready: `failing` names the checks.", _READINESS)},
+    ),
+    "/metrics": _health_operation(
+        "metrics",
+        "Prometheus metrics",
+        "Prometheus text, summed over this host's processes. Only for a client in METRICS_ALLOWED_NETWORKS "
+        "(loopback by default) or a request bearing METRICS_TOKEN (`Authorization: Bearer …`).",
+        {"200": _text("The metrics."), "403": _text("Neither the token nor an allowed network.")},
+    ),
+}
+
+
+def health_paths_hook(result, generator, request, public):
+    """The process-level endpoints (taskcenter/views.py: plain Django views, which the generator
+    does not see)."""
+    result.setdefault("paths", {}).update(HEALTH_PATHS)
     return result

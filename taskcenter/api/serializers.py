@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 
 class StrictSerializer(serializers.Serializer):
-    """Rejects fields it does not declare (API.md: unknown JSON fields are a 400)."""
+    """Rejects fields it does not declare: an unknown JSON field is a 400, never silently ignored."""
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
@@ -70,8 +70,8 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 def require_empty_body(request) -> None:
-    """For a write endpoint that takes no body: none, or ``{}``. Any field is unknown (API.md:
-    unknown fields are a 400 on every write endpoint, never silently ignored)."""
+    """For a write endpoint that takes no body: none, or ``{}``. Any field is unknown: a 400, as
+    on every write endpoint, never silently ignored."""
     data = request.data
     if isinstance(data, dict):
         if data:

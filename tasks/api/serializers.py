@@ -1,4 +1,4 @@
-"""Task API shapes (API.md "Tasks of any type" and seed 000's status/progress)."""
+"""Task API shapes: the tasks endpoints' bodies and answers, and a statistics task's status and progress."""
 
 from __future__ import annotations
 
@@ -106,7 +106,9 @@ def detail_item(row, stages) -> dict:
 
 
 class TaskListSerializer(serializers.ModelSerializer):
-    """The list item's shape, for the schema (items are built by :func:`list_rows`)."""
+    """A task as the task list shows it."""
+
+    # Describes the schema only: the items are built by list_rows().
 
     task_id = serializers.UUIDField(source="id")
     batch_code = serializers.CharField(source="batch.batch_code", allow_null=True, default=None)
@@ -118,7 +120,9 @@ class TaskListSerializer(serializers.ModelSerializer):
 
 
 class TaskDetailSerializer(TaskListSerializer):
-    """The detail's shape, for the schema (built by :func:`detail_item`)."""
+    """A task's detail: the list's fields, its stages in order, params, result and estimated completion."""
+
+    # Describes the schema only: the answer is built by detail_item().
 
     stage_details = StageSerializer(source="stages", many=True)
     estimated_completion = serializers.SerializerMethodField()
@@ -134,7 +138,7 @@ class TaskDetailSerializer(TaskListSerializer):
 
 
 class TaskStatusSerializer(serializers.Serializer):
-    """Seed 000's status shape."""
+    """A statistics task's status (``GET /api/v1/statistics/tasks/{task_id}/status``)."""
 
     task_id = serializers.UUIDField(source="id")
     batch_code = serializers.CharField(source="batch.batch_code", allow_null=True, default=None)
@@ -156,7 +160,7 @@ class TaskStatusSerializer(serializers.Serializer):
 
 
 class TaskProgressSerializer(serializers.Serializer):
-    """Seed 000's progress shape."""
+    """A statistics task's progress (``GET /api/v1/statistics/tasks/{task_id}/progress``)."""
 
     task_id = serializers.UUIDField(source="id")
     overall_progress = serializers.FloatField(source="progress")
@@ -193,7 +197,7 @@ class TaskIdsSerializer(StrictSerializer):
 
 
 class BatchCancelSerializer(StrictSerializer):
-    """Exactly one of the three selectors (seed 002: by ids, by task types, all)."""
+    """Exactly one of the three selectors: by ids, by task types, or all."""
 
     task_ids = id_list_field(max_length=MAX_BULK_IDS, required=False)
     task_types = serializers.ListField(child=StrictCharField(max_length=64), min_length=1, required=False)
