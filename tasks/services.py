@@ -19,7 +19,7 @@ from tasks import store
 from tasks.actors import Actor
 from tasks.audit import audit
 from tasks.models import Task
-from tasks.runtime.registry import get_job_type, job_types, requeue_rules
+from tasks.runtime.registry import get_job_type, job_types, owner_creator, requeue_rules
 from tasks.states import ACTIVE_STATUSES, USER_TRIGGERS, TaskStatus, Trigger
 from tasks.store import parse_task_id
 
@@ -61,6 +61,16 @@ def task_create(
         actor.require(*job.permissions)
     clean_params = job.validate_params(params)
     return store.create(job=job, params=clean_params, actor=actor, trigger=trigger, batch=batch)
+
+
+def task_create_owned(*, actor: Actor, owner_field: str, owner, task_type: str, params: dict | None) -> Task:
+    """A task that belongs to a row of a domain app — ``owner_field`` ``batch_code``: a batch —
+    created by that app's rules (its ``register_owner`` function); :class:`InvalidInput` when no
+    installed app owns tasks by ``owner_field``."""
+    create = owner_creator(owner_field)
+    if create is None:
+        raise InvalidInput(f"{owner_field} names nothing here", errors={owner_field: ["Not supported."]})
+    return create(actor=actor, **{owner_field: owner}, task_type=task_type, params=params)
 
 
 def task_update_params(*, actor: Actor, task_id, params: dict) -> Task:

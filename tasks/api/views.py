@@ -16,7 +16,6 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import Throttled, ValidationError
 
-from batches.services import batch_task_create
 from taskcenter.api.filters import ListFiltersOnlyMixin
 from taskcenter.api.queries import TASK_DETAIL, task_stages
 from taskcenter.api.responses import ok
@@ -49,6 +48,7 @@ from tasks.services import (
     parse_task_id,
     task_cancel,
     task_create,
+    task_create_owned,
     task_delete,
     task_pause,
     task_resume,
@@ -164,8 +164,8 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
             "params": body.validated_data.get("params"),
         }
         if body.validated_data.get("batch_code"):
-            # One active task per batch, whichever door it comes through.
-            task = batch_task_create(batch_code=body.validated_data["batch_code"], **arguments)
+            # Created by the batch's rules: one active task per batch, whichever door it comes through.
+            task = task_create_owned(owner_field="batch_code", owner=body.validated_data["batch_code"], **arguments)
         else:
             task = task_create(trigger=Trigger.API, **arguments)
         return self._detail(task.pk, message="Task created and queued.", status=201)
