@@ -43,7 +43,7 @@ def task_create(
     trigger: str = Trigger.API,
     check_permission: bool = True,
 ) -> Task:
-    """Create a pending task of ``task_type`` with its stages and enqueue it after commit.
+    """Create a pending task of ``task_type`` with its stages, handed over to the workers after commit.
 
     ``params`` are validated against the type's schema (:class:`InvalidInput` names bad fields).
     A type registered with ``user_startable=False`` is refused (:class:`InvalidInput` naming

@@ -13,7 +13,6 @@ statements of ``queries.sql``, run by :func:`_write`; the rest go through the OR
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -32,8 +31,6 @@ from tasks.runtime.queue import send, tasks_table_is_the_queue
 from tasks.runtime.registry import JobType, dependents_cleanups, get_job_type, timeout_of
 from tasks.states import FINISHED_STATUSES, RETRYABLE_CATEGORIES, LogLevel, TaskStatus, Trigger, is_legal
 
-logger = logging.getLogger("taskcenter.store")
-
 # The transitions queries.sql writes by hand.
 assert is_legal(TaskStatus.PENDING, TaskStatus.PROCESSING)
 assert is_legal(TaskStatus.PROCESSING, TaskStatus.COMPLETED)
@@ -41,7 +38,7 @@ assert is_legal(TaskStatus.PROCESSING, TaskStatus.COMPLETED)
 #: How often a compare-and-set is retried when another writer changed the status in between.
 _CAS_ROUNDS = 8
 
-#: Leave a value as it is (``checkpoint`` of :func:`release` and :func:`flush`).
+#: Leave a value as it is (the ``checkpoint`` of :func:`flush`, :func:`fail` and :func:`release`).
 KEEP = object()
 
 
