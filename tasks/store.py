@@ -134,8 +134,8 @@ def _insert_logs(task_id, logs: list[TaskLog]) -> None:
     if logs:
         db = connections[DEFAULT_DB_ALIAS]
         with db.cursor() as cursor:
-            for statement in _statements("insert_logs", db.vendor):
-                cursor.execute(statement, {"task_id": _pk(task_id, db), "logs": _logs_json(logs, db)})
+            [statement] = _statements("insert_logs", db.vendor)
+            cursor.execute(statement, {"task_id": _pk(task_id, db), "logs": _logs_json(logs, db)})
 
 
 def _pk(task_id, db):

@@ -23,7 +23,6 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Field
 from rest_framework.authtoken.models import Token
 
-from batches.models import Batch
 from tasks.models import Task, TaskStage
 
 
@@ -125,7 +124,7 @@ TASK_DETAIL = Select(
     argument=Task._meta.pk,
     columns=[
         *_fields(Task, "id", "task_type"),
-        Batch._meta.get_field("batch_code"),
+        Task._meta.get_field("batch").related_model._meta.get_field("batch_code"),
         *_fields(Task, "status", "progress", "error_message", "error_category", "attempt", "max_attempts", "trigger"),
         User._meta.get_field("username"),
         *_fields(Task, "created_at", "started_at", "completed_at", "updated_at", "params", "result"),

@@ -14,7 +14,7 @@ programs that do not take the file lock. Readers (WAL) take nothing. A process t
 holding the lock releases it with its file descriptors. This queue is what ended the starvation
 of the cluster's writers behind a process creating tasks (docs/operations.md).
 
-Everything else here answers a measured problem too: the WAL that never started over, the
+Everything else here answers a problem met on real runs too: the WAL that never started over, the
 lock's deadline and its record of long holds (for the watchdog), and the one shortcut of the
 task hot path, ``write_directly`` (docs/performance.md, "Which bypasses of Django pay").
 
