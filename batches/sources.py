@@ -121,6 +121,8 @@ def validate_batch_config(data_source, config) -> dict:
     clean: dict = {"include_dimensions": dimensions, "calculation_types": calculations}
     if "histogram_bins" in config:
         bins = config["histogram_bins"]
+        if isinstance(bins, float) and bins.is_integer():
+            bins = int(bins)  # 64.0 is an integer in JSON
         if not isinstance(bins, int) or isinstance(bins, bool) or not 2 <= bins <= MAX_HISTOGRAM_BINS:
             errors["config.histogram_bins"] = [f"Expected an integer from 2 to {MAX_HISTOGRAM_BINS}."]
         else:

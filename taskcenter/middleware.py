@@ -1,13 +1,16 @@
-"""Per-request metrics and the access log line of every API call; HEAD and chunked bodies."""
+"""Per-request metrics and the access log line of every API call; HEAD and chunked bodies; the
+API's time zone."""
 
 from __future__ import annotations
 
 import logging
 import re
 import time
+from datetime import UTC
 from functools import lru_cache
 
 from django.http import JsonResponse
+from django.utils import timezone
 
 from taskcenter import metrics
 from taskcenter.api.renderers import envelope
@@ -92,3 +95,17 @@ class ChunkedBodyMiddleware:
             message = "Send the request body with a Content-Length; chunked bodies are not read."
             return JsonResponse(envelope(411, message=message), status=411)
         return self.get_response(request)
+
+
+class ApiInUtcMiddleware:
+    """The API speaks UTC: its timestamps are written with ``Z`` and a filter's timestamp without
+    an offset is read as UTC, whatever the site's display time zone (the admin's)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        with timezone.override(UTC):
+            return self.get_response(request)

@@ -1,11 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from batches.api.views import BATCH_CODE_REGEX, BatchViewSet, DataSourceViewSet, StatisticsTaskViewSet
 from taskcenter import views
-from taskcenter.api.views import api_not_found
+from taskcenter.api.views import SchemaView, api_not_found
 from tasks.api.views import UUID_REGEX, AuditLogViewSet, TaskTypeViewSet, TaskViewSet
 
 router = SimpleRouter(trailing_slash=False)
@@ -52,7 +52,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/v1/", include(api_v1)),

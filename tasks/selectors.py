@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.db.models import Count, FloatField, Func, Max, Sum
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from tasks.models import Task
 from tasks.states import TaskStatus
@@ -32,11 +32,14 @@ def live_clusters() -> list[dict]:
     except Exception:
         return []
     for stat in stats:
+        # django-q2 reports its status as a translatable word; its English form names the code.
+        with translation.override("en"):
+            status = str(stat.status).lower()
         clusters.append(
             {
                 "name": str(stat.cluster_id),
                 "host": stat.host,
-                "status": str(stat.status),
+                "status": status,
                 "workers": len(stat.workers or []),
                 "task_queue": int(stat.task_q_size or 0),
                 "uptime_seconds": round(stat.uptime(), 1),

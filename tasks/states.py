@@ -89,6 +89,16 @@ class StageStatus(models.TextChoices):
     COMPLETED = "completed", _("Completed")
 
 
+class ClusterStatus(models.TextChoices):
+    """A django-q2 cluster's state: django-q2's own words (and their translations), as codes."""
+
+    STARTING = "starting", _("Starting")
+    WORKING = "working", _("Working")
+    IDLE = "idle", _("Idle")
+    STOPPING = "stopping", _("Stopping")
+    STOPPED = "stopped", _("Stopped")
+
+
 class LogLevel(models.IntegerChoices):
     #: Detail for developers.
     DEBUG = 10, "debug"
@@ -105,3 +115,7 @@ class LogLevel(models.IntegerChoices):
             if member.label == name:
                 return member
         raise ValueError(f"unknown log level {name!r}")
+
+
+#: The log levels' names, as the API and log lines spell them.
+LOG_LEVEL_NAMES = [member.label for member in LogLevel]

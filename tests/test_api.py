@@ -135,7 +135,12 @@ def test_batch_start_reports_each_batch_with_its_new_task(api):
         200,
     )["data"]
     assert (body["total_count"], body["success_count"], body["failed_count"]) == (3, 2, 1)
-    assert body["results"]["NOPE"] == {"success": False, "status": None, "error": "batch NOPE not found"}
+    assert body["results"]["NOPE"] == {
+        "success": False,
+        "status": None,
+        "error": "batch NOPE not found",
+        "task_id": None,
+    }
     assert Task.objects.filter(pk=body["results"]["B2"]["task_id"], status="pending").exists()
 
 

@@ -2,27 +2,69 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from batches.models import Batch, batch_code_validator
 from batches.sources import CALCULATION_TYPES, MAX_HISTOGRAM_BINS, sources
-from taskcenter.api.serializers import StrictCharField, StrictSerializer, id_list_field
+from taskcenter.api.serializers import Answer, ModelAnswer, StrictCharField, StrictSerializer, id_list_field
+from tasks.api.serializers import BulkItemSerializer, BulkResultSerializer
 from tasks.services import MAX_BULK_IDS
 from tasks.states import TaskStatus
 
 
-class LatestTaskSerializer(serializers.Serializer):
+def source_names() -> list[str]:
+    """The registered data sources' names (the ``DataSourceName`` enum of the API)."""
+    return [source.name for source in sources()]
+
+
+def dimension_names() -> list[str]:
+    """Every dimension of the registered data sources (the ``Dimension`` enum of the API)."""
+    return sorted({dim for source in sources() for dim in source.dimensions})
+
+
+class BatchFiltersSerializer(StrictSerializer):
+    schools = serializers.ListField(child=StrictCharField(max_length=64, trim_whitespace=False), required=False)
+    grades = serializers.ListField(child=StrictCharField(max_length=16, trim_whitespace=False), required=False)
+    assessed_from = serializers.DateField(required=False)
+    assessed_to = serializers.DateField(required=False, help_text="Inclusive; before assessed_from selects nothing.")
+
+
+class BatchConfigSerializer(StrictSerializer):
+    """What a batch computes; checked again against its data source by the service."""
+
+    include_dimensions = serializers.ListField(child=serializers.ChoiceField(choices=dimension_names()), min_length=1)
+    calculation_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(CALCULATION_TYPES)), min_length=1
+    )
+    filters = BatchFiltersSerializer(required=False)
+    histogram_bins = serializers.IntegerField(min_value=2, max_value=MAX_HISTOGRAM_BINS, required=False)
+
+    def to_internal_value(self, data):
+        # The service normalises the raw config (dates as strings): keep the client's values.
+        super().to_internal_value(data)
+        return data
+
+
+@extend_schema_field(BatchConfigSerializer)
+class BatchConfigField(serializers.JSONField):
+    """A batch's config as stored: the normalised shape of :class:`BatchConfigSerializer`."""
+
+
+class LatestTaskSerializer(Answer):
     task_id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=TaskStatus.choices)
-    progress = serializers.FloatField()
+    progress = serializers.FloatField(min_value=0, max_value=100)
     created_at = serializers.DateTimeField()
     completed_at = serializers.DateTimeField(allow_null=True)
 
 
-class BatchSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
-    config = serializers.JSONField()
-    task_count = serializers.IntegerField(read_only=True)
+class BatchSerializer(ModelAnswer):
+    description = serializers.CharField()
+    data_source = serializers.ChoiceField(choices=source_names())
+    created_by = serializers.CharField(source="created_by.username", allow_null=True)
+    config = BatchConfigField(help_text="What the batch computes, as stored (normalised).")
+    task_count = serializers.IntegerField(min_value=0)
     latest_task = serializers.SerializerMethodField()
 
     class Meta:
@@ -39,7 +81,8 @@ class BatchSerializer(serializers.ModelSerializer):
             "latest_task",
         ]
 
-    def get_latest_task(self, batch) -> LatestTaskSerializer(allow_null=True):  # type: ignore[valid-type]
+    @extend_schema_field(LatestTaskSerializer(allow_null=True))
+    def get_latest_task(self, batch):
         if not getattr(batch, "latest_task_id", None):
             return None
         return {
@@ -51,37 +94,6 @@ class BatchSerializer(serializers.ModelSerializer):
         }
 
 
-def _source_names() -> list[str]:
-    return [source.name for source in sources()]
-
-
-def _dimension_names() -> list[str]:
-    return sorted({dim for source in sources() for dim in source.dimensions})
-
-
-class BatchFiltersSerializer(StrictSerializer):
-    schools = serializers.ListField(child=StrictCharField(max_length=64, trim_whitespace=False), required=False)
-    grades = serializers.ListField(child=StrictCharField(max_length=16, trim_whitespace=False), required=False)
-    assessed_from = serializers.DateField(required=False)
-    assessed_to = serializers.DateField(required=False, help_text="Inclusive; before assessed_from selects nothing.")
-
-
-class BatchConfigSerializer(StrictSerializer):
-    """What a batch computes; checked again against its data source by the service."""
-
-    include_dimensions = serializers.ListField(child=serializers.ChoiceField(choices=_dimension_names()), min_length=1)
-    calculation_types = serializers.ListField(
-        child=serializers.ChoiceField(choices=list(CALCULATION_TYPES)), min_length=1
-    )
-    filters = BatchFiltersSerializer(required=False)
-    histogram_bins = serializers.IntegerField(min_value=2, max_value=MAX_HISTOGRAM_BINS, required=False)
-
-    def to_internal_value(self, data):
-        # The service normalises the raw config (dates as strings): keep the client's values.
-        super().to_internal_value(data)
-        return data
-
-
 class BatchCreateSerializer(StrictSerializer):
     batch_code = StrictCharField(
         max_length=64,
@@ -89,7 +101,7 @@ class BatchCreateSerializer(StrictSerializer):
         help_text="1–64 characters of A-Z a-z 0-9 _ -; unique; cannot be changed later.",
     )
     description = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
-    data_source = serializers.ChoiceField(choices=_source_names())
+    data_source = serializers.ChoiceField(choices=source_names())
     config = BatchConfigSerializer()
 
 
@@ -97,14 +109,14 @@ class BatchUpdateSerializer(StrictSerializer):
     """batch_code is immutable: it is the path, never part of the body."""
 
     description = StrictCharField(max_length=500, required=False, allow_blank=True)
-    data_source = serializers.ChoiceField(choices=_source_names(), required=False)
+    data_source = serializers.ChoiceField(choices=source_names(), required=False)
     config = BatchConfigSerializer(required=False)
 
 
 class BatchReplaceSerializer(BatchUpdateSerializer):
     """PUT: the whole editable state."""
 
-    data_source = serializers.ChoiceField(choices=_source_names())
+    data_source = serializers.ChoiceField(choices=source_names())
     config = BatchConfigSerializer()
 
 
@@ -112,17 +124,27 @@ class BatchCodesSerializer(StrictSerializer):
     batch_codes = id_list_field(max_length=MAX_BULK_IDS)
 
 
-class DataSourceSerializer(serializers.Serializer):
-    name = serializers.CharField()
+class BatchStartItemSerializer(BulkItemSerializer):
+    task_id = serializers.UUIDField(allow_null=True, help_text="The task started; null if refused.")
+
+
+class BatchStartResultSerializer(BulkResultSerializer):
+    results = serializers.DictField(child=BatchStartItemSerializer(), help_text="Per batch code asked for.")
+
+
+class DataSourceSerializer(Answer):
+    name = serializers.ChoiceField(choices=source_names())
     description = serializers.CharField()
-    dimensions = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-    calculation_types = serializers.ListField(child=serializers.CharField())
+    dimensions = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), help_text="Dimension → its indicators."
+    )
+    calculation_types = serializers.ListField(child=serializers.ChoiceField(choices=list(CALCULATION_TYPES)))
 
 
 # --- the statistics result, documented for the OpenAPI schema ----------------------------------
 
 
-class StatsSerializer(serializers.Serializer):
+class StatsSerializer(Answer):
     count = serializers.IntegerField()
     missing = serializers.IntegerField()
     mean = serializers.FloatField(allow_null=True)
@@ -142,12 +164,12 @@ class DimensionStatsSerializer(StatsSerializer):
     indicators = serializers.ListField(child=serializers.CharField())
 
 
-class DescriptiveSerializer(serializers.Serializer):
+class DescriptiveSerializer(Answer):
     indicators = serializers.DictField(child=IndicatorStatsSerializer())
     dimensions = serializers.DictField(child=DimensionStatsSerializer())
 
 
-class CorrelationSerializer(serializers.Serializer):
+class CorrelationSerializer(Answer):
     indicators = serializers.ListField(child=serializers.CharField())
     matrix = serializers.ListField(
         child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
@@ -156,28 +178,32 @@ class CorrelationSerializer(serializers.Serializer):
     n = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()), help_text="Pairs used.")
 
 
-class HistogramSerializer(serializers.Serializer):
+class HistogramSerializer(Answer):
     edges = serializers.ListField(child=serializers.FloatField())
     counts = serializers.ListField(child=serializers.IntegerField())
     count = serializers.IntegerField()
 
 
-class GroupStatsSerializer(serializers.Serializer):
+class GroupStatsSerializer(Answer):
     count = serializers.IntegerField()
     mean = serializers.FloatField(allow_null=True)
     std = serializers.FloatField(allow_null=True)
 
 
-class IndicatorRefSerializer(serializers.Serializer):
+class IndicatorRefSerializer(Answer):
     name = serializers.CharField()
     dimension = serializers.CharField()
 
 
-class StatisticsResultSerializer(serializers.Serializer):
-    data_source = serializers.CharField()
-    include_dimensions = serializers.ListField(child=serializers.CharField())
-    calculation_types = serializers.ListField(child=serializers.CharField())
-    filters = serializers.DictField()
+class StatisticsResultSerializer(Answer):
+    """What a statistics task computed; a section for each of its calculation types."""
+
+    optional_fields = ("descriptive", "correlation", "distribution", "group_comparison")
+
+    data_source = serializers.ChoiceField(choices=source_names())
+    include_dimensions = serializers.ListField(child=serializers.ChoiceField(choices=dimension_names()))
+    calculation_types = serializers.ListField(child=serializers.ChoiceField(choices=list(CALCULATION_TYPES)))
+    filters = BatchFiltersSerializer()
     indicators = IndicatorRefSerializer(many=True)
     records = serializers.IntegerField()
     students = serializers.IntegerField()
@@ -193,7 +219,7 @@ class StatisticsResultSerializer(serializers.Serializer):
     )
 
 
-class BatchResultSerializer(serializers.Serializer):
+class BatchResultSerializer(Answer):
     batch_code = serializers.CharField()
     task_id = serializers.UUIDField()
     completed_at = serializers.DateTimeField()

@@ -14,6 +14,7 @@ from batches.api.serializers import (
     BatchReplaceSerializer,
     BatchResultSerializer,
     BatchSerializer,
+    BatchStartResultSerializer,
     BatchUpdateSerializer,
     DataSourceSerializer,
 )
@@ -39,7 +40,7 @@ from tasks.api.serializers import (
     BulkResultSerializer,
     TaskIdsSerializer,
     TaskProgressSerializer,
-    TaskStatusSerializer,
+    TaskStatusReportSerializer,
     iso,
 )
 from tasks.api.views import _bulk_message, apply_to_task_ids
@@ -64,8 +65,8 @@ def batch_queryset():
 
 @extend_schema(tags=["batches"])
 @extend_schema_view(
-    list=extend_schema(summary="List batches"),
-    retrieve=extend_schema(summary="Batch detail (with latest task and task count)"),
+    list=extend_schema(operation_id="listBatches", summary="List batches"),
+    retrieve=extend_schema(operation_id="getBatch", summary="Batch detail (with latest task and task count)"),
 )
 class BatchViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = BatchSerializer
@@ -95,7 +96,12 @@ class BatchViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveM
     def _detail(self, batch_code: str, *, message: str, status: int = 200):
         return ok(BatchSerializer(batch_queryset().get(batch_code=batch_code)).data, message=message, status=status)
 
-    @extend_schema(summary="Create a batch", request=BatchCreateSerializer, responses={201: BatchSerializer})
+    @extend_schema(
+        operation_id="createBatch",
+        summary="Create a batch",
+        request=BatchCreateSerializer,
+        responses={201: BatchSerializer},
+    )
     def create(self, request):
         body = BatchCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -111,20 +117,41 @@ class BatchViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveM
         batch_update(actor=Actor.from_request(request), batch_code=batch_code, changes=body.validated_data)
         return self._detail(batch_code, message="Batch updated.")
 
-    @extend_schema(summary="Replace a batch's description / data source / config", request=BatchReplaceSerializer)
+    @extend_schema(
+        operation_id="replaceBatch",
+        summary="Replace a batch's description / data source / config",
+        description="409 while the batch has an active task.",
+        request=BatchReplaceSerializer,
+    )
     def update(self, request, batch_code=None):
         return self._update(request, batch_code, partial=False)
 
-    @extend_schema(summary="Change some of a batch's fields", request=BatchUpdateSerializer)
+    @extend_schema(
+        operation_id="updateBatch",
+        summary="Change some of a batch's fields",
+        description="409 while the batch has an active task.",
+        request=BatchUpdateSerializer,
+    )
     def partial_update(self, request, batch_code=None):
         return self._update(request, batch_code, partial=True)
 
-    @extend_schema(summary="Delete a batch and its finished tasks", request=None, responses={200: None})
+    @extend_schema(
+        operation_id="deleteBatch",
+        summary="Delete a batch and its finished tasks",
+        description="409 while the batch has an active task.",
+        request=None,
+        responses={200: None},
+    )
     def destroy(self, request, batch_code=None):
         batch_delete(actor=Actor.from_request(request), batch_code=batch_code)
         return ok(None, message="Batch deleted.")
 
-    @extend_schema(summary="Result of the batch's latest completed statistics task", responses=BatchResultSerializer)
+    @extend_schema(
+        operation_id="getBatchResults",
+        summary="Result of the batch's latest completed statistics task",
+        description="404 while the batch has no completed statistics task.",
+        responses=BatchResultSerializer,
+    )
     def results(self, request, batch_code=None):
         batch = batch_get(batch_code)
         task = (
@@ -153,8 +180,8 @@ def _task(task_id) -> Task:
 
 @extend_schema(tags=["statistics tasks"])
 class StatisticsTaskViewSet(viewsets.ViewSet):
-    """A batch's statistics task: start / cancel by batch code, status / progress by task id, and
-    the bulk start, cancel and delete."""
+    # A batch's statistics task: start / cancel by batch code, status / progress by task id, and
+    # the bulk start, cancel and delete.
 
     action_permissions = {
         "start": ["tasks.start_task"],
@@ -166,23 +193,41 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
         "batch_delete": ["tasks.delete_task"],
     }
 
-    @extend_schema(summary="Start a batch's statistics task", request=None, responses={202: TaskStatusSerializer})
+    @extend_schema(
+        operation_id="startBatchTask",
+        summary="Start a batch's statistics task",
+        description="The new task is pending; 409 while the batch has an active task.",
+        request=None,
+        responses={202: TaskStatusReportSerializer},
+    )
     def start(self, request, batch_code=None):
         require_empty_body(request)
         task = batch_start(actor=Actor.from_request(request), batch_code=batch_code)
-        return ok(TaskStatusSerializer(_task(task.pk)).data, message="Statistics task queued.", status=202)
+        return ok(TaskStatusReportSerializer(_task(task.pk)).data, message="Statistics task queued.", status=202)
 
-    @extend_schema(summary="Cancel a batch's active task", request=None, responses=TaskStatusSerializer)
+    @extend_schema(
+        operation_id="cancelBatchTask",
+        summary="Cancel a batch's active task",
+        description="409 when the batch has no active task.",
+        request=None,
+        responses=TaskStatusReportSerializer,
+    )
     def cancel(self, request, batch_code=None):
         require_empty_body(request)
         task = batch_cancel(actor=Actor.from_request(request), batch_code=batch_code)
-        return ok(TaskStatusSerializer(_task(task.pk)).data, message="Task cancelled.")
+        return ok(TaskStatusReportSerializer(_task(task.pk)).data, message="Task cancelled.")
 
-    @extend_schema(summary="Task status, start time and estimated completion", responses=TaskStatusSerializer)
+    @extend_schema(
+        operation_id="getTaskStatus",
+        summary="Task status, start time and estimated completion",
+        responses=TaskStatusReportSerializer,
+    )
     def status(self, request, task_id=None):
-        return ok(TaskStatusSerializer(_task(task_id)).data)
+        return ok(TaskStatusReportSerializer(_task(task_id)).data)
 
-    @extend_schema(summary="Task progress with stage details", responses=TaskProgressSerializer)
+    @extend_schema(
+        operation_id="getTaskProgress", summary="Task progress with stage details", responses=TaskProgressSerializer
+    )
     def progress(self, request, task_id=None):
         # Polled by frontends: two hand-written statements, the shape of TaskProgressSerializer.
         task_id = parse_task_id(task_id)
@@ -194,7 +239,13 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
         ]
         return ok({"task_id": str(row[0]), "overall_progress": row[1], "stage_details": stages})
 
-    @extend_schema(summary="Start several batches", request=BatchCodesSerializer, responses=BulkResultSerializer)
+    @extend_schema(
+        operation_id="bulkStartBatchTasks",
+        summary="Start several batches' statistics tasks",
+        description="One result per batch code, with the task started.",
+        request=BatchCodesSerializer,
+        responses=BatchStartResultSerializer,
+    )
     def batch_start(self, request):
         body = BatchCodesSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -206,13 +257,25 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
             return {"status": task.status, "task_id": str(task.pk)}
 
         result = bulk_apply(body.validated_data["batch_codes"], start)
+        for item in result["results"].values():
+            item.setdefault("task_id", None)  # a refused batch started no task
         return ok(result, message=_bulk_message("started", result))
 
-    @extend_schema(summary="Cancel several tasks", request=TaskIdsSerializer, responses=BulkResultSerializer)
+    @extend_schema(
+        operation_id="bulkCancelStatisticsTasks",
+        summary="Cancel several tasks",
+        request=TaskIdsSerializer,
+        responses=BulkResultSerializer,
+    )
     def batch_cancel(self, request):
         return apply_to_task_ids(request, "cancel", "cancelled")
 
-    @extend_schema(summary="Delete several finished tasks", request=TaskIdsSerializer, responses=BulkResultSerializer)
+    @extend_schema(
+        operation_id="bulkDeleteStatisticsTasks",
+        summary="Delete several finished tasks",
+        request=TaskIdsSerializer,
+        responses=BulkResultSerializer,
+    )
     def batch_delete(self, request):
         return apply_to_task_ids(request, "delete", "deleted")
 
@@ -221,7 +284,9 @@ class StatisticsTaskViewSet(viewsets.ViewSet):
 class DataSourceViewSet(viewsets.ViewSet):
     action_permissions = {"list": ["batches.view_batch"]}
 
-    @extend_schema(summary="Registered data sources", responses=DataSourceSerializer(many=True))
+    @extend_schema(
+        operation_id="listDataSources", summary="Registered data sources", responses=DataSourceSerializer(many=True)
+    )
     def list(self, request):
         data = [
             {

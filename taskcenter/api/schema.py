@@ -1,12 +1,20 @@
-"""drf-spectacular post-processing: the OpenAPI document describes the envelope exactly.
+"""The OpenAPI document, shaped for client generators.
 
-Every JSON response of /api/v1/ is wrapped as {success, code, message, data}, with ``code``
-pinned to the response's status; every operation documents the error responses the envelope
-handler can produce. The process-level endpoints (health, readiness, metrics) are added as the
-``health`` operations.
+- Every JSON answer of /api/v1/ wears the envelope {success, code, message, data}: each 2xx
+  answer is a named ``<Data>Envelope`` component, every error the one ``ErrorEnvelope``.
+- Request bodies are tight: no NUL in strings, no undeclared field (both are a 400).
+- ``POST /api/v1/tasks`` takes one named body per registered task type, discriminated by
+  ``task_type``; the bulk cancel one named body per selector.
+- Query parameters whose values are a named enum's refer to it; links lead from the operations
+  that create tasks and batches to those that take their ids.
+- The document is written in English whatever the site's language.
 """
 
 from __future__ import annotations
+
+import re
+
+from drf_spectacular.openapi import AutoSchema
 
 ERROR_STATUSES = {
     "400": "Bad input: nothing changed. `errors` names each bad field.",
@@ -22,58 +30,116 @@ ERROR_STATUSES = {
     "429": "Throttled; see Retry-After.",
 }
 READ_ONLY_ERRORS = {"400", "401", "403", "404", "405", "406", "429"}
-
-
-def _success_envelope(code: int, data_schema: dict | None) -> dict:
-    return {
-        "type": "object",
-        "required": ["success", "code", "message", "data"],
-        "properties": {
-            "success": {"type": "boolean", "enum": [True]},
-            "code": {"type": "integer", "enum": [code]},
-            "message": {"type": "string"},
-            "data": data_schema if data_schema is not None else {"nullable": True},
-        },
-    }
-
-
-def _error_envelope(code: int) -> dict:
-    return {
-        "type": "object",
-        "required": ["success", "code", "message", "data"],
-        "properties": {
-            "success": {"type": "boolean", "enum": [False]},
-            "code": {"type": "integer", "enum": [code]},
-            "message": {"type": "string"},
-            "data": {"nullable": True, "enum": [None]},
-            "errors": {
-                "type": "object",
-                "additionalProperties": {"type": "array", "items": {"type": "string"}},
-            },
-        },
-    }
-
-
-def _error_ref(result: dict, code: int) -> dict:
-    name = f"Error{code}Envelope"
-    result.setdefault("components", {}).setdefault("schemas", {})[name] = _error_envelope(code)
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 NO_NUL = "^[^\\u0000]*$"
+REF = "#/components/schemas/"
+
+ERROR_ENVELOPE = {
+    "type": "object",
+    "description": "Every 4xx answer. `errors` (400 only) names each bad field with its messages.",
+    "required": ["success", "code", "message", "data"],
+    "properties": {
+        "success": {"type": "boolean", "const": False},
+        "code": {"type": "integer", "minimum": 400, "maximum": 599, "description": "The HTTP status."},
+        "message": {"type": "string"},
+        "data": {"type": "null"},
+        "errors": {
+            "type": "object",
+            "description": "400 only: field (dotted for nested fields) → messages.",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+}
+
+#: The operations whose answer carries a new object's id, and the operations that take that id.
+LINKS = {
+    ("createTask", "201"): (
+        "task_id",
+        [
+            "getTask",
+            "updateTask",
+            "deleteTask",
+            "cancelTask",
+            "pauseTask",
+            "resumeTask",
+            "retryTask",
+            "listTaskLogs",
+            "streamTaskEvents",
+            "getTaskStatus",
+            "getTaskProgress",
+        ],
+    ),
+    ("startBatchTask", "202"): (
+        "task_id",
+        ["getTaskStatus", "getTaskProgress", "getTask", "listTaskLogs", "pauseTask", "cancelTask"],
+    ),
+    ("createBatch", "201"): (
+        "batch_code",
+        [
+            "getBatch",
+            "replaceBatch",
+            "updateBatch",
+            "getBatchResults",
+            "startBatchTask",
+            "cancelBatchTask",
+            "deleteBatch",
+        ],
+    ),
+}
+
+
+class TaskcenterAutoSchema(AutoSchema):
+    """Paginated answers are named ``<Item>Page``; an operation without an explicit id gets
+    drf-spectacular's in camelCase; an operation's description is only what its
+    ``extend_schema`` says (never a view's or a DRF mixin's docstring)."""
+
+    def get_description(self) -> str:
+        return ""
+
+    def get_paginated_name(self, serializer_name: str) -> str:
+        return f"{serializer_name}Page"
+
+    def get_operation_id(self) -> str:
+        first, *rest = super().get_operation_id().split("_")
+        return first + "".join(part.capitalize() for part in rest)
+
+
+def doc_excludes() -> list:
+    """drf-spectacular's classes whose docstrings never describe a component, and the API's
+    serializer bases: a component's description is its own class's docstring or none."""
+    from drf_spectacular.plumbing import get_lib_doc_excludes
+
+    from taskcenter.api import serializers
+
+    return [
+        *get_lib_doc_excludes(),
+        serializers.StrictSerializer,
+        serializers.StrictModelSerializer,
+        serializers.AnswerFieldsMixin,
+        serializers.Answer,
+        serializers.ModelAnswer,
+    ]
+
+
+def component_name(name: str) -> str:
+    """``maintenance.purge`` → ``MaintenancePurge``."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name))
+
+
+def _types(schema: dict) -> set:
+    kind = schema.get("type")
+    return set(kind) if isinstance(kind, list) else {kind}
 
 
 def _tighten(schema: dict) -> None:
     """Request bodies: strings carry no NUL, objects take no undeclared field (both are a 400)."""
     if not isinstance(schema, dict):
         return
-    if schema.get("type") == "string" and not ({"enum", "format", "pattern"} & set(schema)):
+    if "string" in _types(schema) and not ({"enum", "const", "format", "pattern"} & set(schema)):
         schema["pattern"] = NO_NUL
-    if schema.get("type") == "object" and "properties" in schema:
+    if "object" in _types(schema) and "properties" in schema:
         schema.setdefault("additionalProperties", False)
-    for key in ("properties",):
-        for child in (schema.get(key) or {}).values():
-            _tighten(child)
+    for child in (schema.get("properties") or {}).values():
+        _tighten(child)
     for key in ("items", "additionalProperties"):
         if isinstance(schema.get(key), dict):
             _tighten(schema[key])
@@ -82,88 +148,161 @@ def _tighten(schema: dict) -> None:
             _tighten(child)
 
 
-def _task_create_variants() -> list[dict]:
-    """POST /api/v1/tasks: one body shape per registered task type, with its params schema."""
-    from batches.sources import sources
+def _task_create_variants(schemas: dict) -> dict:
+    """POST /api/v1/tasks: a ``<Type>TaskCreate`` body per user-startable task type, with its
+    ``<Type>Params``, discriminated by ``task_type``."""
     from tasks.api.views import params_json_schema
     from tasks.runtime.registry import job_types
 
-    variants = []
+    mapping = {}
     for job in job_types():
         if not job.user_startable:
             continue
+        name = component_name(job.name)
         params = params_json_schema(job.params_serializer)
-        for name, prop in params["properties"].items():
-            if name == "config":
+        for field, prop in params["properties"].items():
+            if field == "config":
                 prop.clear()
-                prop["$ref"] = "#/components/schemas/BatchConfigRequest"
-            elif name == "data_source":
-                prop["enum"] = [source.name for source in sources()]
-        if not params.get("required"):
-            params.pop("required", None)
+                prop["$ref"] = REF + "BatchConfigRequest"
+            elif field == "data_source":
+                prop.clear()
+                prop["$ref"] = REF + "DataSourceName"
+        if not params["required"]:
+            del params["required"]
+        schemas[f"{name}Params"] = params
         required = ["task_type"]
         alternatives = {}
         if params.get("required"):
             if job.params_from_batch:
                 # A batch's statistics task takes the batch's config: params, or a batch_code.
-                alternatives["anyOf"] = [
-                    {"required": ["params"]},
-                    {"required": ["batch_code"], "properties": {"batch_code": {"type": "string", "minLength": 1}}},
-                ]
+                alternatives["anyOf"] = [{"required": ["params"]}, {"required": ["batch_code"]}]
             else:
                 required.append("params")
-        variants.append(
-            {
-                "type": "object",
-                **alternatives,
-                "required": required,
-                "additionalProperties": False,
-                "properties": {
-                    "task_type": {"type": "string", "enum": [job.name]},
-                    "params": params,
-                    "batch_code": {
-                        "type": "string",
-                        "nullable": True,
-                        "minLength": 1,
-                        "maxLength": 64,
-                        "pattern": NO_NUL,
-                    },
+        schemas[f"{name}TaskCreate"] = {
+            "type": "object",
+            "description": f"A `{job.name}` task: {job.description}",
+            **alternatives,
+            "required": required,
+            "additionalProperties": False,
+            "properties": {
+                "task_type": {"type": "string", "const": job.name},
+                "params": {"$ref": REF + f"{name}Params"},
+                "batch_code": {
+                    "type": ["string", "null"],
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "pattern": NO_NUL,
+                    "description": "The batch the task belongs to (409 while the batch has an active task).",
                 },
-            }
-        )
-    return variants
+            },
+        }
+        mapping[job.name] = REF + f"{name}TaskCreate"
+    return {
+        "oneOf": [{"$ref": ref} for ref in mapping.values()],
+        "discriminator": {"propertyName": "task_type", "mapping": mapping},
+    }
 
 
-def _batch_cancel_variants(component: dict) -> list[dict]:
+def _batch_cancel_variants(schemas: dict) -> dict:
     """Exactly one selector: by ids, by task types, or all."""
     from tasks.runtime.registry import job_types
 
-    properties = component.get("properties", {})
-    task_types = dict(properties.get("task_types", {"type": "array"}))
+    properties = schemas["BatchCancelRequest"]["properties"]
+    task_types = dict(properties["task_types"])
     task_types["items"] = {"type": "string", "enum": [job.name for job in job_types()]}
     selectors = {
-        "task_ids": properties.get("task_ids"),
-        "task_types": task_types,
-        "all": {"type": "boolean", "enum": [True]},
+        "CancelByIdsRequest": ("task_ids", properties["task_ids"]),
+        "CancelByTypesRequest": ("task_types", task_types),
+        "CancelAllRequest": ("all", {"type": "boolean", "const": True}),
     }
-    return [
-        {"type": "object", "required": [name], "additionalProperties": False, "properties": {name: schema}}
-        for name, schema in selectors.items()
-    ]
+    for name, (field, schema) in selectors.items():
+        schemas[name] = {
+            "type": "object",
+            "required": [field],
+            "additionalProperties": False,
+            "properties": {field: schema},
+        }
+    return {"oneOf": [{"$ref": REF + name} for name in selectors]}
+
+
+def _envelope(schemas: dict, data: dict | None) -> dict:
+    """The named envelope component of a 2xx answer whose ``data`` is ``data``."""
+    if data is None:
+        name, data = "EmptyEnvelope", {"type": "null"}
+    elif "$ref" in data:
+        name = data["$ref"].removeprefix(REF) + "Envelope"
+    elif data.get("type") == "array" and "$ref" in data.get("items", {}):
+        name = data["items"]["$ref"].removeprefix(REF) + "ListEnvelope"
+    else:
+        raise ValueError(f"a 2xx answer's data must be a named component, not {data}")
+    schemas.setdefault(
+        name,
+        {
+            "type": "object",
+            "required": ["success", "code", "message", "data"],
+            "properties": {
+                "success": {"type": "boolean", "const": True},
+                "code": {"type": "integer", "minimum": 200, "maximum": 299, "description": "The HTTP status."},
+                "message": {"type": "string"},
+                "data": data,
+            },
+        },
+    )
+    return {"$ref": REF + name}
+
+
+def _enum_refs(schemas: dict) -> dict:
+    """Named enums by their values, for query parameters to refer to."""
+    return {
+        frozenset(schema["enum"]): {"$ref": REF + name}
+        for name, schema in schemas.items()
+        if "enum" in schema and "properties" not in schema
+    }
+
+
+def _parameter_enum(schema: dict, enums: dict) -> dict:
+    if "enum" in schema and frozenset(schema["enum"]) in enums:
+        return dict(enums[frozenset(schema["enum"])])
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        schema["items"] = _parameter_enum(schema["items"], enums)
+    return schema
+
+
+def _links(operation_id: str, code: str, response: dict) -> None:
+    if (operation_id, code) not in LINKS:
+        return
+    field, targets = LINKS[(operation_id, code)]
+    response["links"] = {
+        target[:1].upper() + target[1:]: {
+            "operationId": target,
+            "parameters": {field: f"$response.body#/data/{field}"},
+        }
+        for target in targets
+    }
 
 
 def envelope_postprocessing_hook(result, generator, request, public):
-    for name, component in result.get("components", {}).get("schemas", {}).items():
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    for name, component in schemas.items():
         if name.endswith("Request"):
             _tighten(component)
-    schemas = result.get("components", {}).get("schemas", {})
-    for name, component in schemas.items():
         if name.startswith("Patched"):
             component["minProperties"] = 1  # an empty PATCH changes nothing: a 400
     if "TaskCreateRequest" in schemas:
-        schemas["TaskCreateRequest"] = {"oneOf": _task_create_variants()}
+        schemas["TaskCreateRequest"] = _task_create_variants(schemas)
+        # A pending task's new params: those of its type.
+        params = schemas["PatchedTaskUpdateRequest"]["properties"]["params"]
+        description = params.get("description", "")
+        params.clear()
+        params["anyOf"] = [
+            {"$ref": variant["$ref"].replace("TaskCreate", "Params")}
+            for variant in schemas["TaskCreateRequest"]["oneOf"]
+        ]
+        params["description"] = description
     if "BatchCancelRequest" in schemas:
-        schemas["BatchCancelRequest"] = {"oneOf": _batch_cancel_variants(schemas["BatchCancelRequest"])}
+        schemas["BatchCancelRequest"] = _batch_cancel_variants(schemas)
+    schemas["ErrorEnvelope"] = ERROR_ENVELOPE
+    enums = _enum_refs(schemas)
     for path, methods in result.get("paths", {}).items():
         if not path.startswith("/api/v1/"):
             continue
@@ -177,27 +316,27 @@ def envelope_postprocessing_hook(result, generator, request, public):
                     continue
                 # An empty value means "not given" for every filter here.
                 parameter["allowEmptyValue"] = True
-                _tighten(parameter.get("schema", {}))
+                parameter["schema"] = _parameter_enum(parameter.get("schema", {}), enums)
+                _tighten(parameter["schema"])
             responses = operation.setdefault("responses", {})
             for code, response in list(responses.items()):
-                content = response.get("content") or {}
-                if not content and code.startswith("2"):
-                    response["content"] = {"application/json": {"schema": _success_envelope(int(code), None)}}
-                    continue
-                json_content = content.get("application/json")
-                if json_content is None:
-                    continue
+                content = response.setdefault("content", {})
                 if code.startswith("2"):
-                    json_content["schema"] = _success_envelope(int(code), json_content.get("schema"))
-                else:
-                    json_content["schema"] = _error_ref(result, int(code))
+                    if not content:
+                        content["application/json"] = {"schema": _envelope(schemas, None)}
+                    elif "application/json" in content:
+                        json_content = content["application/json"]
+                        json_content["schema"] = _envelope(schemas, json_content.get("schema"))
+                    _links(operation["operationId"], code, response)
+                elif "application/json" in content:
+                    content["application/json"]["schema"] = {"$ref": REF + "ErrorEnvelope"}
             wanted = READ_ONLY_ERRORS if method == "get" else set(ERROR_STATUSES)
             for code in sorted(wanted):
                 responses.setdefault(
                     code,
                     {
                         "description": ERROR_STATUSES[code],
-                        "content": {"application/json": {"schema": _error_ref(result, int(code))}},
+                        "content": {"application/json": {"schema": {"$ref": REF + "ErrorEnvelope"}}},
                     },
                 )
     return result
@@ -211,7 +350,7 @@ def _text(description: str) -> dict:
     return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
 
 
-_LIVENESS = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}}
+_LIVENESS = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "const": "ok"}}}
 _READINESS = {
     "type": "object",
     "required": ["status", "checks"],
@@ -222,7 +361,11 @@ _READINESS = {
             "description": "database, broker, clusters: `ok`, `skipped` (a part it needs failed) or why it fails.",
             "additionalProperties": {"type": "string"},
         },
-        "failing": {"type": "array", "items": {"type": "string"}, "description": "The failing checks."},
+        "failing": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The failing checks (when not ready).",
+        },
         "details": {
             "type": "object",
             "description": "Staff users only: the underlying error of each failing check.",
@@ -247,19 +390,22 @@ def _health_operation(operation_id: str, summary: str, description: str, respons
 
 HEALTH_PATHS = {
     "/healthz": _health_operation(
-        "healthz",
+        "getLiveness",
         "Liveness",
         "200 while the process serves requests; checks nothing else.",
-        {"200": _json("Alive.", _LIVENESS)},
+        {"200": _json("Alive.", {"$ref": REF + "Liveness"})},
     ),
     "/readyz": _health_operation(
-        "readyz",
+        "getReadiness",
         "Readiness",
         "The database answers, the django-q2 broker answers and at least one cluster has reported in.",
-        {"200": _json("Ready.", _READINESS), "503": _json("Not ready: `failing` names the checks.", _READINESS)},
+        {
+            "200": _json("Ready.", {"$ref": REF + "Readiness"}),
+            "503": _json("Not ready: `failing` names the checks.", {"$ref": REF + "Readiness"}),
+        },
     ),
     "/metrics": _health_operation(
-        "metrics",
+        "getMetrics",
         "Prometheus metrics",
         "Prometheus text, summed over this host's processes. Only for a client in METRICS_ALLOWED_NETWORKS "
         "(loopback by default) or a request bearing METRICS_TOKEN (`Authorization: Bearer …`).",
@@ -272,4 +418,7 @@ def health_paths_hook(result, generator, request, public):
     """The process-level endpoints (taskcenter/views.py: plain Django views, which the generator
     does not see)."""
     result.setdefault("paths", {}).update(HEALTH_PATHS)
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Liveness"] = _LIVENESS
+    schemas["Readiness"] = _READINESS
     return result

@@ -21,6 +21,31 @@ class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
     pass
 
 
+class AnswerFieldsMixin:
+    """For a serializer that describes an answer: every field is always sent, so each is
+    read-only and the OpenAPI schema lists it as required; ``optional_fields`` names those an
+    answer may leave out."""
+
+    optional_fields: tuple[str, ...] = ()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name, field in fields.items():
+            if name in self.optional_fields:
+                field.required = False
+            else:
+                field.read_only = True
+        return fields
+
+
+class Answer(AnswerFieldsMixin, serializers.Serializer):
+    """The shape of an answer (:class:`AnswerFieldsMixin`)."""
+
+
+class ModelAnswer(AnswerFieldsMixin, serializers.ModelSerializer):
+    """The shape of an answer built from a model's fields (:class:`AnswerFieldsMixin`)."""
+
+
 class StrictCharField(serializers.CharField):
     """A string, and only a string: 0 or true is refused rather than turned into "0" / "True".
     Taken as given (no whitespace trimming), so what the schema allows is what is accepted."""
@@ -43,9 +68,11 @@ def id_list_field(**kwargs) -> serializers.ListField:
 
 
 class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer only: "5", 5.0 and true are refused (the schema says integer)."""
+    """A JSON integer only: 5 or 5.0 (the same integer in JSON); "5", 5.5 and true are refused."""
 
     def to_internal_value(self, data):
+        if isinstance(data, float) and data.is_integer():
+            data = int(data)
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)

@@ -67,9 +67,6 @@ class TaskFilter(FilterSet):
         return queryset.filter(condition)
 
 
-LEVEL_CHOICES = [("debug", "debug"), ("info", "info"), ("warn", "warn"), ("error", "error")]
-
-
 class AuditLogFilter(FilterSet):
     actor = django_filters.CharFilter(method="filter_actor", help_text="Username (or 'system').")
     action = django_filters.CharFilter(method="filter_action")

@@ -8,10 +8,10 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from taskcenter.api.serializers import StrictCharField, StrictSerializer, id_list_field
+from taskcenter.api.serializers import Answer, ModelAnswer, StrictCharField, StrictSerializer, id_list_field
 from tasks.models import AuditLog, Task, TaskLog, TaskStage
 from tasks.services import MAX_BULK_IDS
-from tasks.states import LogLevel, StageStatus, TaskStatus
+from tasks.states import LOG_LEVEL_NAMES, ClusterStatus, ErrorCategory, LogLevel, StageStatus, TaskStatus, Trigger
 
 
 def estimated_completion(task: Task):
@@ -30,9 +30,10 @@ def estimate_completion(status: str, started_at, progress: float):
     return timezone.now() + timedelta(seconds=remaining)
 
 
-class StageSerializer(serializers.ModelSerializer):
-    stage = serializers.CharField(source="name")
+class StageSerializer(ModelAnswer):
+    stage = serializers.CharField(source="name", help_text="The stage's name (the task type's `stages`).")
     status = serializers.ChoiceField(choices=StageStatus.choices)
+    progress = serializers.FloatField(min_value=0, max_value=100, help_text="0–100.")
 
     class Meta:
         model = TaskStage
@@ -40,7 +41,8 @@ class StageSerializer(serializers.ModelSerializer):
 
 
 def iso(value, tz=None) -> str | None:
-    """A datetime as DRF renders it (ISO 8601 in the current time zone, 'Z' for UTC).
+    """A datetime as DRF renders it (ISO 8601 in the current time zone, 'Z' for UTC: the API
+    answers in UTC, ``taskcenter.middleware.ApiInUtcMiddleware``).
 
     ``tz``: the current time zone, when the caller formats many values (looked up once).
     """
@@ -77,6 +79,7 @@ DETAIL_COLUMNS = {**LIST_COLUMNS, "params": "params", "result": "result"}
 def _list_item(row, tz) -> dict:
     item = dict(zip(_LIST_NAMES, row[: len(_LIST_NAMES)], strict=True))
     item["task_id"] = str(item["task_id"])
+    item["error_message"] = item["error_message"] or None
     for name in _DATETIMES:
         item[name] = iso(item[name], tz)
     return item
@@ -105,53 +108,64 @@ def detail_item(row, stages) -> dict:
     return item
 
 
-class TaskListSerializer(serializers.ModelSerializer):
+class TaskSerializer(ModelAnswer):
     """A task as the task list shows it."""
 
     # Describes the schema only: the items are built by list_rows().
 
     task_id = serializers.UUIDField(source="id")
-    batch_code = serializers.CharField(source="batch.batch_code", allow_null=True, default=None)
-    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    task_type = serializers.CharField(help_text="A registered task type (GET /api/v1/task-types).")
+    batch_code = serializers.CharField(
+        source="batch.batch_code", allow_null=True, help_text="The batch the task belongs to, if any."
+    )
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    progress = serializers.FloatField(min_value=0, max_value=100, help_text="0–100, weighted over the stages.")
+    error_message = serializers.CharField(allow_null=True, help_text="Why it failed; null when it did not.")
+    error_category = serializers.ChoiceField(choices=ErrorCategory.choices, allow_null=True)
+    attempt = serializers.IntegerField(min_value=1, help_text="1 for the first run; each retry adds one.")
+    max_attempts = serializers.IntegerField(min_value=1)
+    trigger = serializers.ChoiceField(choices=Trigger.choices)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField()
 
     class Meta:
         model = Task
         fields = list(LIST_COLUMNS)
 
 
-class TaskDetailSerializer(TaskListSerializer):
+class TaskDetailSerializer(TaskSerializer):
     """A task's detail: the list's fields, its stages in order, params, result and estimated completion."""
 
     # Describes the schema only: the answer is built by detail_item().
 
     stage_details = StageSerializer(source="stages", many=True)
-    estimated_completion = serializers.SerializerMethodField()
-    params = serializers.JSONField()
-    result = serializers.JSONField(allow_null=True)
+    params = serializers.DictField(help_text="The task's parameters (the task type's `params_schema`).")
+    result = serializers.DictField(allow_null=True, help_text="What the job returned; null until it completes.")
+    estimated_completion = serializers.DateTimeField(
+        allow_null=True, help_text="Linear estimate from this execution's pace; null unless processing."
+    )
 
-    class Meta(TaskListSerializer.Meta):
-        fields = [*TaskListSerializer.Meta.fields, "stage_details", "params", "result", "estimated_completion"]
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, "stage_details", "params", "result", "estimated_completion"]
+
+
+class TaskStatusReportSerializer(Answer):
+    """A task's status, start time and estimated completion."""
+
+    task_id = serializers.UUIDField(source="id")
+    batch_code = serializers.CharField(source="batch.batch_code", allow_null=True)
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    progress = serializers.FloatField(min_value=0, max_value=100, help_text="0–100.")
+    started_at = serializers.DateTimeField(allow_null=True)
+    estimated_completion = serializers.SerializerMethodField()
+    error_message = serializers.CharField(allow_null=True, help_text="Why it failed; null when it did not.")
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_estimated_completion(self, task):
         return iso(estimated_completion(task))
-
-
-class TaskStatusSerializer(serializers.Serializer):
-    """A statistics task's status (``GET /api/v1/statistics/tasks/{task_id}/status``)."""
-
-    task_id = serializers.UUIDField(source="id")
-    batch_code = serializers.CharField(source="batch.batch_code", allow_null=True, default=None)
-    status = serializers.ChoiceField(choices=TaskStatus.choices)
-    progress = serializers.FloatField()
-    started_at = serializers.DateTimeField(allow_null=True)
-    estimated_completion = serializers.SerializerMethodField()
-    error_message = serializers.CharField(allow_null=True)
-
-    @extend_schema_field(serializers.DateTimeField(allow_null=True))
-    def get_estimated_completion(self, task):
-        value = estimated_completion(task)
-        return value.isoformat() if value else None
 
     def to_representation(self, task):
         data = super().to_representation(task)
@@ -159,11 +173,11 @@ class TaskStatusSerializer(serializers.Serializer):
         return data
 
 
-class TaskProgressSerializer(serializers.Serializer):
-    """A statistics task's progress (``GET /api/v1/statistics/tasks/{task_id}/progress``)."""
+class TaskProgressSerializer(Answer):
+    """A task's overall progress and each stage's."""
 
     task_id = serializers.UUIDField(source="id")
-    overall_progress = serializers.FloatField(source="progress")
+    overall_progress = serializers.FloatField(source="progress", min_value=0, max_value=100, help_text="0–100.")
     stage_details = StageSerializer(source="stages", many=True)
 
 
@@ -179,17 +193,39 @@ class TaskUpdateSerializer(StrictSerializer):
     params = serializers.DictField(help_text="Validated against the task type's params_schema.")
 
 
-class TaskLogSerializer(serializers.ModelSerializer):
+class TaskLogSerializer(ModelAnswer):
     level = serializers.SerializerMethodField()
-    data = serializers.JSONField(allow_null=True)
+    data = serializers.DictField(allow_null=True, help_text="Structured fields the job logged with the line.")
 
     class Meta:
         model = TaskLog
         fields = ["id", "timestamp", "level", "message", "data"]
 
-    @extend_schema_field(serializers.ChoiceField(choices=[m.label for m in LogLevel]))
+    @extend_schema_field(serializers.ChoiceField(choices=LOG_LEVEL_NAMES))
     def get_level(self, log) -> str:
         return LogLevel(log.level).label
+
+
+#: The events of a task's stream.
+TASK_EVENTS = ["status", "log", "end", "reconnect"]
+
+
+class TaskEventSerializer(Answer):
+    """One Server-Sent Event of a task's stream."""
+
+    optional_fields = ("id",)
+
+    event = serializers.ChoiceField(
+        choices=TASK_EVENTS,
+        help_text=(
+            "`status`: {status, progress, stage_details} on every change; `log`: a TaskLog; `end`: a final state"
+            " ({status}, or {status: null, reason: deleted}); `reconnect`: the stream's time limit ended it."
+        ),
+    )
+    data = serializers.CharField(help_text="The event's JSON.")
+    id = serializers.CharField(
+        required=False, help_text="`log` events: the log line's id (send it back as Last-Event-ID)."
+    )
 
 
 class TaskIdsSerializer(StrictSerializer):
@@ -212,26 +248,33 @@ class BatchCancelSerializer(StrictSerializer):
         return attrs
 
 
-class BulkItemSerializer(serializers.Serializer):
+#: What a bulk result says an item became: a task status, or ``deleted``.
+BULK_ITEM_STATUSES = [*TaskStatus.values, "deleted"]
+
+
+class BulkItemSerializer(Answer):
     success = serializers.BooleanField()
-    status = serializers.CharField(allow_null=True)
-    error = serializers.CharField(allow_null=True)
-    task_id = serializers.UUIDField(required=False, allow_null=True)
+    status = serializers.ChoiceField(
+        choices=BULK_ITEM_STATUSES,
+        allow_null=True,
+        help_text="What the item became (a task status, or deleted); null if refused.",
+    )
+    error = serializers.CharField(allow_null=True, help_text="Why the item was refused; null on success.")
 
 
-class BulkResultSerializer(serializers.Serializer):
-    total_count = serializers.IntegerField()
-    success_count = serializers.IntegerField()
-    failed_count = serializers.IntegerField()
-    results = serializers.DictField(child=BulkItemSerializer())
+class BulkResultSerializer(Answer):
+    total_count = serializers.IntegerField(min_value=0, help_text="Distinct ids asked for.")
+    success_count = serializers.IntegerField(min_value=0)
+    failed_count = serializers.IntegerField(min_value=0)
+    results = serializers.DictField(child=BulkItemSerializer(), help_text="Per id asked for.")
 
 
-class TaskTypeStageSerializer(serializers.Serializer):
+class TaskTypeStageSerializer(Answer):
     name = serializers.CharField()
-    weight = serializers.FloatField()
+    weight = serializers.FloatField(help_text="The stage's share of the overall progress (the weights add up to 1).")
 
 
-class TaskTypeSerializer(serializers.Serializer):
+class TaskTypeSerializer(Answer):
     name = serializers.CharField()
     description = serializers.CharField()
     stages = TaskTypeStageSerializer(many=True)
@@ -241,31 +284,31 @@ class TaskTypeSerializer(serializers.Serializer):
     start_permissions = serializers.ListField(
         child=serializers.CharField(), help_text="What creating a task of this type needs (tasks.add_task and more)."
     )
-    params_schema = serializers.DictField()
+    params_schema = serializers.DictField(help_text="A JSON Schema of the `params` a task of this type takes.")
 
 
-class CountSerializer(serializers.Serializer):
+class CountSerializer(Answer):
     created = serializers.IntegerField()
     completed = serializers.IntegerField()
     failed = serializers.IntegerField()
 
 
-class DurationSerializer(serializers.Serializer):
+class DurationSerializer(Answer):
     count = serializers.IntegerField()
     mean_seconds = serializers.FloatField(allow_null=True)
     p95_seconds = serializers.FloatField(allow_null=True)
 
 
-class ClusterSerializer(serializers.Serializer):
+class ClusterSerializer(Answer):
     name = serializers.CharField()
     host = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=ClusterStatus.choices)
     workers = serializers.IntegerField()
     task_queue = serializers.IntegerField()
     uptime_seconds = serializers.FloatField()
 
 
-class ResourceSerializer(serializers.Serializer):
+class ResourceSerializer(Answer):
     host = serializers.CharField()
     workers = serializers.IntegerField(help_text="Worker processes reporting.")
     cpu_percent = serializers.FloatField(help_text="CPU of the host's workers; 100 = one core.")
@@ -274,9 +317,17 @@ class ResourceSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class TaskStatisticsSerializer(serializers.Serializer):
-    by_status = serializers.DictField(child=serializers.IntegerField())
-    by_type = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()))
+#: Tasks per status: one count for each status.
+StatusCountsSerializer = type(
+    "StatusCountsSerializer",
+    (Answer,),
+    {status: serializers.IntegerField(min_value=0) for status in TaskStatus.values},
+)
+
+
+class TaskStatisticsSerializer(Answer):
+    by_status = StatusCountsSerializer(help_text="Tasks per status.")
+    by_type = serializers.DictField(child=StatusCountsSerializer(), help_text="Task type → tasks per status.")
     last_24h = CountSerializer()
     success_rate = serializers.FloatField(allow_null=True, help_text="completed / (completed + failed), last 24 h")
     duration_by_type = serializers.DictField(child=DurationSerializer(), help_text="Completed in the last 24 h.")
@@ -285,9 +336,9 @@ class TaskStatisticsSerializer(serializers.Serializer):
     resources = ResourceSerializer(many=True, help_text="Worker CPU, memory and task rate per cluster host.")
 
 
-class AuditLogSerializer(serializers.ModelSerializer):
+class AuditLogSerializer(ModelAnswer):
     actor = serializers.CharField(source="actor_name")
-    details = serializers.JSONField()
+    details = serializers.DictField(help_text="What changed (fields, counts, reasons), by action.")
 
     class Meta:
         model = AuditLog

@@ -6,11 +6,12 @@ import json
 import re
 import threading
 import time
+from datetime import UTC
 
 from django.conf import settings
 from django.db import close_old_connections
 from django.http import HttpResponse, StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -31,9 +32,10 @@ from tasks.api.serializers import (
     BulkResultSerializer,
     TaskCreateSerializer,
     TaskDetailSerializer,
+    TaskEventSerializer,
     TaskIdsSerializer,
-    TaskListSerializer,
     TaskLogSerializer,
+    TaskSerializer,
     TaskStatisticsSerializer,
     TaskTypeSerializer,
     TaskUpdateSerializer,
@@ -57,7 +59,7 @@ from tasks.services import (
     tasks_apply_many,
     tasks_cancel_many,
 )
-from tasks.states import FINISHED_STATUSES, LogLevel, Trigger
+from tasks.states import FINISHED_STATUSES, LOG_LEVEL_NAMES, LogLevel, TaskStatus, Trigger
 
 UUID_REGEX = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 VIEW = ["tasks.view_task"]
@@ -89,8 +91,21 @@ def _task_detail(task_id) -> dict:
 
 @extend_schema(tags=["tasks"])
 @extend_schema_view(
-    list=extend_schema(summary="List tasks (newest first)", responses=TaskListSerializer(many=True)),
-    retrieve=extend_schema(summary="Task detail", responses=TaskDetailSerializer),
+    list=extend_schema(
+        operation_id="listTasks",
+        summary="List tasks (newest first)",
+        parameters=[
+            OpenApiParameter(
+                "status",
+                {"type": "array", "items": {"type": "string", "enum": list(TaskStatus.values)}},
+                style="form",
+                explode=False,
+                description="One status or several, comma-separated (`pending,processing`).",
+            ),
+        ],
+        responses=TaskSerializer(many=True),
+    ),
+    retrieve=extend_schema(operation_id="getTask", summary="Task detail", responses=TaskDetailSerializer),
 )
 class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = Task.objects.none()
@@ -133,7 +148,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return self.get_paginated_response(list_rows(rows))
 
     def get_serializer_class(self):
-        return TaskDetailSerializer if self.action == "retrieve" else TaskListSerializer
+        return TaskDetailSerializer if self.action == "retrieve" else TaskSerializer
 
     def get_object(self):
         self.kwargs[self.lookup_url_kwarg] = str(parse_task_id(self.kwargs[self.lookup_url_kwarg]))
@@ -146,6 +161,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return ok(_task_detail(task_id), message=message, status=status)
 
     @extend_schema(
+        operation_id="createTask",
         summary="Create and queue a task",
         request=TaskCreateSerializer,
         responses={201: TaskDetailSerializer},
@@ -171,6 +187,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return self._detail(task.pk, message="Task created and queued.", status=201)
 
     @extend_schema(
+        operation_id="updateTask",
         summary="Change a pending task's params",
         request=TaskUpdateSerializer,
         responses={200: TaskDetailSerializer},
@@ -183,7 +200,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         task_update_params(actor=Actor.from_request(request), task_id=task.pk, params=body.validated_data["params"])
         return self._detail(task.pk, message="Task updated.")
 
-    @extend_schema(summary="Delete a finished task", request=None, responses={200: None})
+    @extend_schema(operation_id="deleteTask", summary="Delete a finished task", request=None, responses={200: None})
     def destroy(self, request, task_id=None):
         task = self.get_object()
         task_delete(actor=Actor.from_request(request), task_id=task.pk)
@@ -196,43 +213,53 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return self._detail(task.pk, message=message)
 
     @extend_schema(
-        summary="Cancel (pending / processing / paused → cancelled)", request=None, responses=TaskDetailSerializer
+        operation_id="cancelTask",
+        summary="Cancel (pending / processing / paused → cancelled)",
+        request=None,
+        responses=TaskDetailSerializer,
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, task_id=None):
         return self._steer(request, task_cancel, "Task cancelled.")
 
-    @extend_schema(summary="Pause (processing → paused)", request=None, responses=TaskDetailSerializer)
+    @extend_schema(
+        operation_id="pauseTask", summary="Pause (processing → paused)", request=None, responses=TaskDetailSerializer
+    )
     @action(detail=True, methods=["post"])
     def pause(self, request, task_id=None):
         return self._steer(request, task_pause, "Task paused.")
 
     @extend_schema(
-        summary="Resume (paused → pending, from its checkpoint)", request=None, responses=TaskDetailSerializer
+        operation_id="resumeTask",
+        summary="Resume (paused → pending, from its checkpoint)",
+        request=None,
+        responses=TaskDetailSerializer,
     )
     @action(detail=True, methods=["post"])
     def resume(self, request, task_id=None):
         return self._steer(request, task_resume, "Task resumed.")
 
     @extend_schema(
-        summary="Retry (failed / cancelled → pending, attempt + 1)", request=None, responses=TaskDetailSerializer
+        operation_id="retryTask",
+        summary="Retry (failed / cancelled → pending, attempt + 1)",
+        request=None,
+        responses=TaskDetailSerializer,
     )
     @action(detail=True, methods=["post"])
     def retry(self, request, task_id=None):
         return self._steer(request, task_retry, "Task queued again.")
 
     @extend_schema(
+        operation_id="listTaskLogs",
         summary="Task logs (oldest first)",
         parameters=[
-            OpenApiParameter("level", str, enum=[m.label for m in LogLevel], description="Minimum level."),
+            OpenApiParameter("level", str, enum=LOG_LEVEL_NAMES, description="Minimum level."),
             OpenApiParameter("after_id", LOG_ID_SCHEMA, description="Only entries with a larger id (tailing)."),
         ],
         responses=TaskLogSerializer(many=True),
     )
-    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    @action(detail=True, methods=["get"], filterset_class=None)
     def logs(self, request, task_id=None):
-        from taskcenter.api.pagination import PagePagination
-
         task = self.get_object()
         logs = TaskLog.objects.filter(task=task).order_by("id")
         level = request.query_params.get("level")
@@ -246,11 +273,11 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         after_id = request.query_params.get("after_id")
         if after_id:
             logs = logs.filter(id__gt=log_id(after_id, "after_id"))
-        paginator = PagePagination()
-        page = paginator.paginate_queryset(logs, request, self)
-        return paginator.get_paginated_response(TaskLogSerializer(page, many=True).data)
+        page = self.paginate_queryset(logs)
+        return self.get_paginated_response(TaskLogSerializer(page, many=True).data)
 
     @extend_schema(
+        operation_id="streamTaskEvents",
         summary="Server-Sent Events of a task until it finishes",
         description=(
             "Events: `status` ({status, progress, stage_details}) on every change, `log` for each new log line, "
@@ -269,7 +296,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
                 description="The id of the last log event seen: only later lines are sent.",
             ),
         ],
-        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="An event stream.")},
+        responses={(200, "text/event-stream"): OpenApiResponse(TaskEventSerializer, description="An event stream.")},
     )
     @action(
         detail=True,
@@ -290,6 +317,7 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return response
 
     @extend_schema(
+        operation_id="bulkCancelTasks",
         summary="Bulk cancel by ids, by task types, or all",
         description=(
             f"By task types or all: the oldest active tasks, at most {MAX_CANCEL_PER_REQUEST:,} per request;"
@@ -312,12 +340,19 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
             message += f"; {result['remaining']} active tasks remain: call again"
         return ok(result, message=message)
 
-    @extend_schema(summary="Bulk delete finished tasks", request=TaskIdsSerializer, responses=BulkResultSerializer)
+    @extend_schema(
+        operation_id="bulkDeleteTasks",
+        summary="Bulk delete finished tasks",
+        request=TaskIdsSerializer,
+        responses=BulkResultSerializer,
+    )
     @action(detail=False, methods=["post"], url_path="batch-delete")
     def batch_delete(self, request):
         return apply_to_task_ids(request, "delete", "deleted")
 
-    @extend_schema(summary="Task statistics", responses=TaskStatisticsSerializer, filters=False)
+    @extend_schema(
+        operation_id="getTaskStatistics", summary="Task statistics", responses=TaskStatisticsSerializer, filters=False
+    )
     @action(detail=False, methods=["get"], filterset_class=None, pagination_class=None)
     def statistics(self, request):
         return ok(TaskStatisticsSerializer(task_statistics()).data)
@@ -390,7 +425,9 @@ def _events(task_id, after_log: int):
                 last_sent = time.monotonic()
             for log in TaskLog.objects.filter(task_id=task_id, id__gt=last_log).order_by("id")[:200]:
                 last_log = log.id
-                yield _event("log", TaskLogSerializer(log).data, event_id=log.id)
+                with timezone.override(UTC):  # streamed after ApiInUtcMiddleware let go
+                    line = TaskLogSerializer(log).data
+                yield _event("log", line, event_id=log.id)
                 last_sent = time.monotonic()
             if task.status in FINISHED_STATUSES:
                 yield _event("end", {"status": task.status})
@@ -413,7 +450,9 @@ def _event(name: str, data, *, event_id: int | None = None) -> str:
 class TaskTypeViewSet(viewsets.ViewSet):
     action_permissions = {"list": VIEW}
 
-    @extend_schema(summary="Registered task types", responses=TaskTypeSerializer(many=True))
+    @extend_schema(
+        operation_id="listTaskTypes", summary="Registered task types", responses=TaskTypeSerializer(many=True)
+    )
     def list(self, request):
         data = [
             {
@@ -465,8 +504,8 @@ def params_json_schema(serializer_class) -> dict:
             prop["description"] = str(field.help_text)
         if field.default is not serializers.empty and not callable(field.default):
             prop["default"] = field.default
-        if getattr(field, "allow_null", False):
-            prop["nullable"] = True
+        if getattr(field, "allow_null", False) and "type" in prop:
+            prop["type"] = [prop["type"], "null"]
         if field.required:
             schema["required"].append(name)
         schema["properties"][name] = prop
@@ -474,7 +513,7 @@ def params_json_schema(serializer_class) -> dict:
 
 
 @extend_schema(tags=["audit"])
-@extend_schema_view(list=extend_schema(summary="The audit log (newest first)"))
+@extend_schema_view(list=extend_schema(operation_id="listAuditLogs", summary="The audit log (newest first)"))
 class AuditLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     queryset = AuditLog.objects.order_by("-id")
     serializer_class = AuditLogSerializer

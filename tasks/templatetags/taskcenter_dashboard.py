@@ -12,7 +12,7 @@ from django.utils import timezone
 from tasks.admin_helpers import progress_bar, status_badge
 from tasks.models import Task
 from tasks.selectors import live_clusters, queue_depth, worker_resources
-from tasks.states import TaskStatus
+from tasks.states import ClusterStatus, TaskStatus
 
 register = template.Library()
 
@@ -69,7 +69,7 @@ def taskcenter_dashboard():
         "bars": bars(completed_per_hour(now)),
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
-        "clusters": live_clusters(),
+        "clusters": [{**cluster, "status": ClusterStatus(cluster["status"]).label} for cluster in live_clusters()],
         "resources": worker_resources(),
         "queue_depth": queue_depth(),
     }
