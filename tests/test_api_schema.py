@@ -21,9 +21,13 @@ TEST_WORKER = "schemathesis:0"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_schemathesis_finds_no_failures_with_its_default_checks(transactional_db, manager, tmp_path):
+def test_schemathesis_finds_no_failures_with_its_default_checks(transactional_db, manager, tmp_path, qcluster_session):
     from tests.cluster import WebServer
+    from tests.conftest import stop_all_tasks
 
+    # No worker runs here: the tasks in each state that schemathesis is given stay so (the
+    # session's cluster would run the pending ones and its watchdog release the processing ones).
+    qcluster_session.halt()
     # Event streams of tasks that never finish here would otherwise stay open for minutes.
     live_server = WebServer(tmp_path, extra_env={"TASKCENTER_SSE_MAX_SECONDS": "1"}).start()
     try:
@@ -31,10 +35,8 @@ def test_schemathesis_finds_no_failures_with_its_default_checks(transactional_db
     finally:
         live_server.stop()
         _let_go_of_test_executions()
-        # The tasks schemathesis created may be running on a qcluster of other tests: stop them.
-        from tests.conftest import stop_all_tasks
-
         stop_all_tasks()
+        qcluster_session.start()
 
 
 #: What schemathesis is told beyond the schema: where its ids come from (a fuzz dictionary of
@@ -282,3 +284,209 @@ def test_api_docs_are_served_without_a_cdn(client, path):
     assert response.status_code == 200
     html = response.content.decode()
     assert "cdn" not in html.lower() and "https://" not in html.split("<body")[0]
+
+
+def _schema(client, **headers) -> dict:
+    return client.get("/api/schema/", HTTP_ACCEPT="application/json", **headers).json()
+
+
+def _operations(schema: dict):
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            yield path, method, operation
+
+
+OPERATION_IDS = {
+    ("get", "/api/v1/statistics/batches"): "listBatches",
+    ("post", "/api/v1/statistics/batches"): "createBatch",
+    ("get", "/api/v1/statistics/batches/{batch_code}"): "getBatch",
+    ("put", "/api/v1/statistics/batches/{batch_code}"): "replaceBatch",
+    ("patch", "/api/v1/statistics/batches/{batch_code}"): "updateBatch",
+    ("delete", "/api/v1/statistics/batches/{batch_code}"): "deleteBatch",
+    ("get", "/api/v1/statistics/batches/{batch_code}/results"): "getBatchResults",
+    ("post", "/api/v1/statistics/tasks/{batch_code}/start"): "startBatchTask",
+    ("post", "/api/v1/statistics/tasks/{batch_code}/cancel"): "cancelBatchTask",
+    ("get", "/api/v1/statistics/tasks/{task_id}/status"): "getTaskStatus",
+    ("get", "/api/v1/statistics/tasks/{task_id}/progress"): "getTaskProgress",
+    ("post", "/api/v1/statistics/tasks/batch-start"): "bulkStartBatchTasks",
+    ("post", "/api/v1/statistics/tasks/batch-cancel"): "bulkCancelStatisticsTasks",
+    ("post", "/api/v1/statistics/tasks/batch-delete"): "bulkDeleteStatisticsTasks",
+    ("get", "/api/v1/tasks"): "listTasks",
+    ("post", "/api/v1/tasks"): "createTask",
+    ("get", "/api/v1/tasks/{task_id}"): "getTask",
+    ("patch", "/api/v1/tasks/{task_id}"): "updateTask",
+    ("delete", "/api/v1/tasks/{task_id}"): "deleteTask",
+    ("post", "/api/v1/tasks/{task_id}/cancel"): "cancelTask",
+    ("post", "/api/v1/tasks/{task_id}/pause"): "pauseTask",
+    ("post", "/api/v1/tasks/{task_id}/resume"): "resumeTask",
+    ("post", "/api/v1/tasks/{task_id}/retry"): "retryTask",
+    ("get", "/api/v1/tasks/{task_id}/logs"): "listTaskLogs",
+    ("get", "/api/v1/tasks/{task_id}/events"): "streamTaskEvents",
+    ("post", "/api/v1/tasks/batch-cancel"): "bulkCancelTasks",
+    ("post", "/api/v1/tasks/batch-delete"): "bulkDeleteTasks",
+    ("get", "/api/v1/tasks/statistics"): "getTaskStatistics",
+    ("get", "/api/v1/task-types"): "listTaskTypes",
+    ("get", "/api/v1/audit-logs"): "listAuditLogs",
+    ("get", "/api/v1/data-sources"): "listDataSources",
+    ("get", "/healthz"): "getLiveness",
+    ("get", "/readyz"): "getReadiness",
+    ("get", "/metrics"): "getMetrics",
+}
+
+
+def test_every_operation_is_named_for_a_client(client):
+    """A generated client's functions are named by the operation ids."""
+    schema = _schema(client)
+    assert {(method, path): operation["operationId"] for path, method, operation in _operations(schema)} == (
+        OPERATION_IDS
+    )
+
+
+def test_the_schema_is_english_whatever_the_site_language(client, settings):
+    assert settings.LANGUAGE_CODE == "zh-hans"
+    text = client.get("/api/schema/", HTTP_ACCEPT="application/json", HTTP_ACCEPT_LANGUAGE="zh-hans").content
+    chinese = [char for char in text.decode() if "\u4e00" <= char <= "\u9fff"]
+    assert not chinese, "".join(chinese[:40])
+
+
+def test_every_answer_is_a_named_envelope_and_every_error_the_error_envelope(client):
+    schema = _schema(client)
+    components = schema["components"]["schemas"]
+    for path, method, operation in _operations(schema):
+        if not path.startswith("/api/v1/"):
+            continue
+        for code, response in operation["responses"].items():
+            content = response["content"]
+            if "text/event-stream" in content:
+                assert content["text/event-stream"]["schema"] == {"$ref": "#/components/schemas/TaskEvent"}
+                continue
+            ref = content["application/json"]["schema"]["$ref"].removeprefix("#/components/schemas/")
+            if code.startswith("2"):
+                assert ref.endswith("Envelope") and ref != "ErrorEnvelope", (method, path, code)
+                data = components[ref]["properties"]["data"]
+                assert "$ref" in data or "$ref" in data.get("items", {}) or data == {"type": "null"}, ref
+            else:
+                assert ref == "ErrorEnvelope", (method, path, code)
+    assert components["ErrorEnvelope"]["properties"]["data"] == {"type": "null"}
+    assert "errors" not in components["ErrorEnvelope"]["required"]  # 400 only
+    assert components["TaskLogPageEnvelope"]["properties"]["data"] == {"$ref": "#/components/schemas/TaskLogPage"}
+
+
+#: Answer fields that an answer may leave out (all others are always sent).
+OPTIONAL = {
+    "ErrorEnvelope": {"errors"},
+    "StatisticsResult": {"descriptive", "correlation", "distribution", "group_comparison"},
+    "BatchConfig": {"filters", "histogram_bins"},
+    "BatchFilters": {"schools", "grades", "assessed_from", "assessed_to"},
+    "TaskEvent": {"id"},
+    "Readiness": {"failing", "details"},
+}
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        if "$ref" in node:
+            yield node["$ref"].removeprefix("#/components/schemas/")
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def _walk(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def test_answers_mark_what_is_always_sent_as_required_and_type_every_value(client):
+    schema = _schema(client)
+    components = schema["components"]["schemas"]
+    answers, todo = (
+        set(),
+        [
+            ref
+            for _, _, operation in _operations(schema)
+            for code, response in operation["responses"].items()
+            for ref in _refs(response)
+        ],
+    )
+    while todo:
+        name = todo.pop()
+        if name not in answers:
+            answers.add(name)
+            todo.extend(_refs(components[name]))
+    assert {"TaskDetail", "Task", "TaskStatusReport", "BatchConfig", "StatisticsResult", "AuditLog"} <= answers
+    for name in sorted(answers):
+        component = components[name]
+        if "properties" in component:
+            missing = set(component["properties"]) - set(component.get("required", []))
+            assert missing == OPTIONAL.get(name, set()), name
+    for node in _walk(schema):
+        assert "nullable" not in node  # OpenAPI 3.1: null is a type
+    for name in ("TaskDetail", "Task", "TaskStatusReport"):
+        assert components[name]["properties"]["error_message"]["type"] == ["string", "null"]
+    detail = components["TaskDetail"]["properties"]
+    assert detail["params"]["type"] == "object" and detail["result"]["type"] == ["object", "null"]
+    assert components["Batch"]["properties"]["config"]["allOf"] == [{"$ref": "#/components/schemas/BatchConfig"}]
+    assert components["BatchResult"]["properties"]["result"]["allOf"] == [
+        {"$ref": "#/components/schemas/StatisticsResult"}
+    ]
+    assert components["TaskLog"]["properties"]["data"]["type"] == ["object", "null"]
+    assert components["Task"]["properties"]["attempt"] == {
+        "type": "integer",
+        "minimum": 1,
+        "readOnly": True,
+        "description": "1 for the first run; each retry adds one.",
+    }
+
+
+def test_filters_and_answers_share_the_named_enums(client):
+    schema = _schema(client)
+    components = schema["components"]["schemas"]
+    parameters = {p["name"]: p for p in schema["paths"]["/api/v1/tasks"]["get"]["parameters"]}
+    assert parameters["status"]["schema"] == {"type": "array", "items": {"$ref": "#/components/schemas/TaskStatus"}}
+    assert (parameters["status"]["style"], parameters["status"]["explode"]) == ("form", False)
+    assert parameters["trigger"]["schema"] == {"$ref": "#/components/schemas/Trigger"}
+    logs = {p["name"]: p for p in schema["paths"]["/api/v1/tasks/{task_id}/logs"]["get"]["parameters"]}
+    assert logs["level"]["schema"] == {"$ref": "#/components/schemas/LogLevel"}
+    assert components["TaskLog"]["properties"]["level"]["allOf"] == [{"$ref": "#/components/schemas/LogLevel"}]
+    assert components["Task"]["properties"]["status"]["allOf"] == [{"$ref": "#/components/schemas/TaskStatus"}]
+    assert components["Cluster"]["properties"]["status"]["allOf"] == [{"$ref": "#/components/schemas/ClusterStatus"}]
+    assert set(components["StageName"]["enum"]) >= {"data_loading", "statistical_calculation", "result_aggregation"}
+    assert components["BulkItemStatus"]["enum"] == [*components["TaskStatus"]["enum"], "deleted"]
+
+
+def test_creating_a_task_takes_one_named_body_per_task_type(client):
+    from tasks.runtime.registry import job_types
+
+    schema = _schema(client)
+    components = schema["components"]["schemas"]
+    create = components["TaskCreateRequest"]
+    startable = {job.name for job in job_types() if job.user_startable}
+    assert set(create["discriminator"]["mapping"]) == startable >= {"canary", "statistics", "import_assessments"}
+    assert create["discriminator"]["mapping"]["canary"] == "#/components/schemas/CanaryTaskCreate"
+    canary = components["CanaryTaskCreate"]
+    assert canary["properties"]["task_type"] == {"type": "string", "const": "canary"}
+    assert canary["properties"]["params"] == {"$ref": "#/components/schemas/CanaryParams"}
+    assert components["CanaryParams"]["properties"]["steps"]["type"] == "integer"
+    assert components["StatisticsParams"]["properties"]["config"] == {"$ref": "#/components/schemas/BatchConfigRequest"}
+    update = components["PatchedTaskUpdateRequest"]["properties"]["params"]
+    assert {"$ref": "#/components/schemas/CanaryParams"} in update["anyOf"]
+
+
+def test_links_lead_from_new_objects_to_every_operation_that_takes_their_id(client):
+    schema = _schema(client)
+    ids = {op["operationId"]: path for path, _, op in _operations(schema)}
+    by_id = {name: op for path, _, op in _operations(schema) for name in [op["operationId"]]}
+    for source, code, field in [("createTask", "201", "task_id"), ("createBatch", "201", "batch_code")]:
+        links = by_id[source]["responses"][code]["links"]
+        targets = {link["operationId"] for link in links.values()}
+        assert targets == {name for name, path in ids.items() if "{" + field + "}" in path}, source
+        for link in links.values():
+            assert link["parameters"] == {field: f"$response.body#/data/{field}"}

@@ -225,6 +225,21 @@ def _batch_cancel_variants(schemas: dict) -> dict:
     return {"oneOf": [{"$ref": REF + name} for name in selectors]}
 
 
+def _stage_names(schemas: dict) -> None:
+    """Stage names are a ``StageName`` enum: the registered task types' stages."""
+    from tasks.runtime.registry import job_types
+
+    names = sorted({stage.name for job in job_types() for stage in job.stages})
+    schemas["StageName"] = {"type": "string", "enum": names}
+    for component, field in (("Stage", "stage"), ("TaskTypeStage", "name")):
+        prop = schemas[component]["properties"][field]
+        description = prop.get("description")
+        prop.clear()
+        prop["allOf"] = [{"$ref": REF + "StageName"}]
+        if description:
+            prop["description"] = description
+
+
 def _envelope(schemas: dict, data: dict | None) -> dict:
     """The named envelope component of a 2xx answer whose ``data`` is ``data``."""
     if data is None:
@@ -301,6 +316,7 @@ def envelope_postprocessing_hook(result, generator, request, public):
         params["description"] = description
     if "BatchCancelRequest" in schemas:
         schemas["BatchCancelRequest"] = _batch_cancel_variants(schemas)
+    _stage_names(schemas)
     schemas["ErrorEnvelope"] = ERROR_ENVELOPE
     enums = _enum_refs(schemas)
     for path, methods in result.get("paths", {}).items():

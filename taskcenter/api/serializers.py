@@ -60,6 +60,16 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class BlankAsNullField(serializers.CharField):
+    """A text column where "" means none, answered as null: one representation of "none"."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_representation(self, value):
+        return value or None
+
+
 def id_list_field(**kwargs) -> serializers.ListField:
     """A list of ids as strings; an id that names nothing is a per-item "not found", not a 400."""
     return serializers.ListField(

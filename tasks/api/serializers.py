@@ -8,7 +8,14 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from taskcenter.api.serializers import Answer, ModelAnswer, StrictCharField, StrictSerializer, id_list_field
+from taskcenter.api.serializers import (
+    Answer,
+    BlankAsNullField,
+    ModelAnswer,
+    StrictCharField,
+    StrictSerializer,
+    id_list_field,
+)
 from tasks.models import AuditLog, Task, TaskLog, TaskStage
 from tasks.services import MAX_BULK_IDS
 from tasks.states import LOG_LEVEL_NAMES, ClusterStatus, ErrorCategory, LogLevel, StageStatus, TaskStatus, Trigger
@@ -161,16 +168,11 @@ class TaskStatusReportSerializer(Answer):
     progress = serializers.FloatField(min_value=0, max_value=100, help_text="0–100.")
     started_at = serializers.DateTimeField(allow_null=True)
     estimated_completion = serializers.SerializerMethodField()
-    error_message = serializers.CharField(allow_null=True, help_text="Why it failed; null when it did not.")
+    error_message = BlankAsNullField(help_text="Why it failed; null when it did not.")
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_estimated_completion(self, task):
         return iso(estimated_completion(task))
-
-    def to_representation(self, task):
-        data = super().to_representation(task)
-        data["error_message"] = task.error_message or None
-        return data
 
 
 class TaskProgressSerializer(Answer):
@@ -338,6 +340,8 @@ class TaskStatisticsSerializer(Answer):
 
 class AuditLogSerializer(ModelAnswer):
     actor = serializers.CharField(source="actor_name")
+    from_status = BlankAsNullField(help_text="The status before a status change; null for other changes.")
+    to_status = BlankAsNullField(help_text="The status after a status change; null for other changes.")
     details = serializers.DictField(help_text="What changed (fields, counts, reasons), by action.")
 
     class Meta:
