@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -482,3 +483,39 @@ def test_a_duration_that_starts_in_a_seconds_last_half_millisecond_is_not_a_seco
     stats = envelope_of(api.get("/api/v1/tasks/statistics"), 200)["data"]
     # The two start at .999700 and .499900 of a second: 2.5003 and 4.0001 s, mean 3.2502.
     assert stats["duration_by_type"]["canary"] == {"count": 2, "mean_seconds": 3.25, "p95_seconds": 3.925}
+
+
+def test_the_api_answers_in_utc_whatever_the_display_time_zone(api, settings):
+    """Every timestamp an answer carries is UTC with Z; a filter's naive timestamp is UTC too."""
+    from batches.assessments import generate
+
+    assert settings.TIME_ZONE == "Asia/Shanghai"
+    generate(50, seed=1)
+    api.post(
+        "/api/v1/statistics/batches",
+        {
+            "batch_code": "UTC_1",
+            "data_source": "student_assessments",
+            "config": {"include_dimensions": ["academic"], "calculation_types": ["descriptive"]},
+        },
+        format="json",
+    )
+    status = envelope_of(api.post("/api/v1/statistics/tasks/UTC_1/start"), 202)["data"]
+    task = Task.objects.get(pk=status["task_id"])
+    run_task(str(task.pk))
+    task.refresh_from_db()
+    stamps = [
+        envelope_of(api.get(f"/api/v1/tasks/{task.pk}"), 200)["data"]["created_at"],
+        envelope_of(api.get(f"/api/v1/tasks/{task.pk}"), 200)["data"]["completed_at"],
+        envelope_of(api.get(f"/api/v1/statistics/tasks/{task.pk}/status"), 200)["data"]["started_at"],
+        envelope_of(api.get("/api/v1/statistics/batches/UTC_1"), 200)["data"]["updated_at"],
+        envelope_of(api.get("/api/v1/statistics/batches/UTC_1/results"), 200)["data"]["completed_at"],
+        envelope_of(api.get(f"/api/v1/tasks/{task.pk}/logs"), 200)["data"]["results"][0]["timestamp"],
+        envelope_of(api.get("/api/v1/audit-logs"), 200)["data"]["results"][0]["created_at"],
+    ]
+    assert all(stamp.endswith("Z") for stamp in stamps), stamps
+    assert stamps[1] == task.completed_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    # 2 s before creation, written without an offset: UTC, not Shanghai's 8 hours ahead.
+    before = (task.created_at.astimezone(UTC) - timedelta(seconds=2)).replace(tzinfo=None).isoformat()
+    listed = envelope_of(api.get("/api/v1/tasks", {"created_after": before}), 200)["data"]["results"]
+    assert [item["task_id"] for item in listed] == [str(task.pk)]

@@ -342,6 +342,14 @@ def test_every_operation_is_named_for_a_client(client):
     )
 
 
+def test_the_document_is_valid_openapi_3_1(client):
+    from drf_spectacular.validation import validate_schema
+
+    schema = _schema(client)
+    assert schema["openapi"] == "3.1.0"
+    validate_schema(schema)  # raises on any violation of the OpenAPI 3.1 meta-schema
+
+
 def test_the_schema_is_english_whatever_the_site_language(client, settings):
     assert settings.LANGUAGE_CODE == "zh-hans"
     text = client.get("/api/schema/", HTTP_ACCEPT="application/json", HTTP_ACCEPT_LANGUAGE="zh-hans").content
