@@ -1,4 +1,8 @@
-"""Black-box: real HTTP to gunicorn, a real qcluster, the endpoints' flows and every error code."""
+"""Black-box: real HTTP to gunicorn, a real qcluster, the endpoints' flows and every error code.
+
+Every answer is checked against the OpenAPI document the server serves, exactly
+(``tests/api_contract.py``), and the last test checks that every operation of the document
+answered a 2xx here."""
 
 from __future__ import annotations
 
@@ -11,18 +15,50 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from batches.assessments import generate
+from tests.api_contract import ApiContract
 from tests.cluster import WebServer, wait_for
 
 pytestmark = pytest.mark.worker
 
 
-class Http:
-    def __init__(self, base: str, token: str | None = None):
-        self.base, self.token = base, token
+class SessionContract:
+    """The document, fetched from the first live server that asks (once a session: every server
+    runs the same code), and with it what every operation answered. Fetched anonymously: a
+    user's request would count against the throttling test's rate."""
 
-    def __call__(self, method: str, path: str, body=None, *, raw: bytes | None = None, content_type="application/json"):
+    def __init__(self):
+        self.contract: ApiContract | None = None
+
+    def of(self, base: str) -> ApiContract:
+        if self.contract is None:
+            self.contract = ApiContract.fetch(base)
+        return self.contract
+
+
+@pytest.fixture(scope="session")
+def api_contract():
+    return SessionContract()
+
+
+class Http:
+    """Requests to a live server; every answer is checked against the document as it arrives."""
+
+    def __init__(self, base: str, token: str | None = None, *, contract: SessionContract):
+        self.base, self.token = base, token
+        self.contract = contract.of(base)
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body=None,
+        *,
+        raw: bytes | None = None,
+        content_type="application/json",
+        headers: dict | None = None,
+    ):
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        request = urllib.request.Request(self.base + path, data=data, method=method.upper())
+        request = urllib.request.Request(self.base + path, data=data, method=method.upper(), headers=headers or {})
         if data is not None:
             request.add_header("Content-Type", content_type)
         if self.token:
@@ -33,21 +69,42 @@ class Http:
         except urllib.error.HTTPError as error:
             status, payload, headers = error.code, error.read(), error.headers
         self.last_headers = headers
+        return status, self.checked(method, path, status, headers, payload)
+
+    def checked(self, method: str, path: str, status: int, headers, payload: bytes):
+        """The answer's body (parsed when JSON), once it matched the document."""
+        self.contract.check(method, path, status, headers.get("Content-Type"), payload)
         body = json.loads(payload) if headers.get("Content-Type", "").startswith("application/json") else payload
         if isinstance(body, dict) and "code" in body:
             assert body["code"] == status and body["success"] is (status < 400)
             if status >= 400:
                 assert body["data"] is None
-        return status, body
+        return body
 
 
 @pytest.fixture
-def http(cluster, web_server, manager):
+def http(cluster, web_server, manager, api_contract):
     generate(300, seed=3)
-    return Http(web_server.url, Token.objects.create(user=manager).key)
+    return Http(web_server.url, Token.objects.create(user=manager).key, contract=api_contract)
 
 
-def test_a_batch_lifecycle_through_the_running_service(http):
+def busy_workers(http, cluster) -> list[str]:
+    """Long canaries on every worker of the cluster: a task created meanwhile stays pending."""
+    count = int(cluster.env["Q_WORKERS"])
+    ids = [
+        http("post", "/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 30, "steps": 300}})[1]["data"][
+            "task_id"
+        ]
+        for _ in range(count)
+    ]
+    wait_for(
+        lambda: all(http("get", f"/api/v1/tasks/{task_id}")[1]["data"]["status"] == "processing" for task_id in ids),
+        message="the canaries to occupy every worker",
+    )
+    return ids
+
+
+def test_a_batch_lifecycle_through_the_running_service(http, cluster):
     batch = {
         "batch_code": "BATCH_2025_001",
         "description": "2025年第一批统计任务",
@@ -57,7 +114,11 @@ def test_a_batch_lifecycle_through_the_running_service(http):
             "calculation_types": ["descriptive", "correlation"],
         },
     }
+    sources = http("get", "/api/v1/data-sources")[1]["data"]
+    assert "student_assessments" in [source["name"] for source in sources]
     assert http("post", "/api/v1/statistics/batches", batch)[0] == 201
+    patched = http("patch", "/api/v1/statistics/batches/BATCH_2025_001", {"description": batch["description"]})
+    assert patched[1]["data"]["description"] == batch["description"]
     assert http("get", "/api/v1/statistics/batches?search=" + urllib.parse.quote("第一批"))[1]["data"]["total"] == 1
     status, started = http("post", "/api/v1/statistics/tasks/BATCH_2025_001/start")
     assert status == 202
@@ -77,6 +138,18 @@ def test_a_batch_lifecycle_through_the_running_service(http):
     results = http("get", "/api/v1/statistics/batches/BATCH_2025_001/results")[1]["data"]
     assert results["task_id"] == task_id and results["result"]["records"] == 3000
     assert len(results["result"]["correlation"]["matrix"]) == 10
+
+    # With every worker busy the batch's next task stays pending: cancelled by its batch, then deleted.
+    canaries = busy_workers(http, cluster)
+    started = http("post", "/api/v1/statistics/tasks/batch-start", {"batch_codes": ["BATCH_2025_001", "NO_SUCH"]})
+    assert (started[0], started[1]["data"]["success_count"], started[1]["data"]["failed_count"]) == (200, 1, 1)
+    second = started[1]["data"]["results"]["BATCH_2025_001"]["task_id"]
+    cancelled = http("post", "/api/v1/statistics/tasks/BATCH_2025_001/cancel")[1]["data"]
+    assert (cancelled["task_id"], cancelled["status"]) == (second, "cancelled")
+    freed = http("post", "/api/v1/statistics/tasks/batch-cancel", {"task_ids": canaries})[1]["data"]
+    assert freed["success_count"] == 2
+    deleted = http("post", "/api/v1/statistics/tasks/batch-delete", {"task_ids": [second]})[1]["data"]
+    assert deleted["results"][second] == {"success": True, "status": "deleted", "error": None}
     assert http("put", "/api/v1/statistics/batches/BATCH_2025_001", {**batch, "description": "x"})[0] == 400
     edited = {"description": "改", "data_source": "student_assessments", "config": batch["config"]}
     assert http("put", "/api/v1/statistics/batches/BATCH_2025_001", edited)[1]["data"]["description"] == "改"
@@ -84,12 +157,22 @@ def test_a_batch_lifecycle_through_the_running_service(http):
     assert detail["task_count"] == 1 and detail["latest_task"]["status"] == "completed"
     assert http("delete", "/api/v1/statistics/batches/BATCH_2025_001")[0] == 200
     assert http("get", f"/api/v1/tasks/{task_id}")[0] == 404
+    audit = http("get", "/api/v1/audit-logs?target=batch:BATCH_2025_001")[1]["data"]["results"]
+    assert [entry["action"] for entry in audit] == ["batch.delete", "batch.update", "batch.update", "batch.create"]
 
 
-def test_steering_running_tasks_through_the_running_service(http):
-    status, created = http("post", "/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 20, "steps": 200}})
-    assert status == 201
-    task_id = created["data"]["task_id"]
+def test_steering_running_tasks_through_the_running_service(http, cluster):
+    assert "canary" in [task_type["name"] for task_type in http("get", "/api/v1/task-types")[1]["data"]]
+    task_id, other = busy_workers(http, cluster)
+    # A task that waits for a worker, edited while pending, cancelled and deleted.
+    waiting = http("post", "/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 0, "steps": 1}})[1]["data"]
+    edited = http("patch", f"/api/v1/tasks/{waiting['task_id']}", {"params": {"seconds": 0, "steps": 2}})[1]
+    assert edited["data"]["status"] == "pending" and edited["data"]["params"]["steps"] == 2
+    assert http("post", f"/api/v1/tasks/{waiting['task_id']}/cancel")[1]["data"]["status"] == "cancelled"
+    assert http("delete", f"/api/v1/tasks/{waiting['task_id']}")[0] == 200
+    assert http("get", f"/api/v1/tasks/{waiting['task_id']}")[0] == 404
+    assert http("post", f"/api/v1/tasks/{other}/cancel")[1]["data"]["status"] == "cancelled"
+
     wait_for(lambda: http("get", f"/api/v1/tasks/{task_id}")[1]["data"]["progress"] > 5, message="progress")
     assert http("post", f"/api/v1/tasks/{task_id}/pause")[1]["data"]["status"] == "paused"
     assert http("post", f"/api/v1/tasks/{task_id}/pause")[0] == 409
@@ -120,18 +203,19 @@ def test_steering_running_tasks_through_the_running_service(http):
     assert deleted["results"]["missing"] == {"success": False, "status": None, "error": "task missing not found"}
     stats = http("get", "/api/v1/tasks/statistics")[1]["data"]
     assert stats["clusters"], "the running qcluster reports itself"
+    assert http("get", "/healthz")[1] == {"status": "ok"}
+    assert http("get", "/readyz")[1]["status"] == "ready"
+    status, metrics = http("get", "/metrics")
+    assert status == 200 and b"taskcenter_" in metrics
 
 
 def test_event_stream_follows_a_task_to_its_end(http):
     task_id = http("post", "/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 1, "steps": 5}})[1]["data"][
         "task_id"
     ]
-    request = urllib.request.Request(
-        f"{http.base}/api/v1/tasks/{task_id}/events", headers={"Authorization": f"Token {http.token}"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.headers["Content-Type"].startswith("text/event-stream")
-        text = response.read().decode()
+    status, stream = http("get", f"/api/v1/tasks/{task_id}/events")
+    assert status == 200 and http.last_headers["Content-Type"].startswith("text/event-stream")
+    text = stream.decode()
     events = [block.split("\n")[0].removeprefix("event: ") for block in text.strip().split("\n\n")]
     assert events[0] == "status" and events[-1] == "end"
     assert '"status": "completed"' in text.split("event: end")[1]
@@ -144,9 +228,7 @@ def test_event_stream_follows_a_task_to_its_end(http):
     first, second = (
         TaskLog.objects.create(task_id=task_id, timestamp=timezone.now(), message=f"line {n}") for n in (1, 2)
     )
-    request.add_header("Last-Event-ID", str(first.id))
-    with urllib.request.urlopen(request, timeout=30) as response:
-        again = response.read().decode()
+    again = http("get", f"/api/v1/tasks/{task_id}/events", headers={"Last-Event-ID": str(first.id)})[1].decode()
     assert f"id: {second.id}\nevent: log" in again and "line 2" in again
     assert "line 1" not in again and f"id: {first.id}\n" not in again
 
@@ -169,7 +251,8 @@ def test_head_answers_headers_only_and_a_keep_alive_connection_stays_in_step(htt
         assert head.status == 200
         connection.request("GET", "/api/v1/task-types", headers=auth)
         after = connection.getresponse()
-        assert after.status == 200 and json.loads(after.read())["code"] == 200
+        assert after.status == 200
+        assert http.checked("get", "/api/v1/task-types", after.status, after.headers, after.read())["code"] == 200
     connection.close()
 
 
@@ -187,51 +270,51 @@ def test_a_chunked_body_is_a_411_not_a_misleading_400(http):
         encode_chunked=True,
     )
     response = connection.getresponse()
-    payload = json.loads(response.read())
+    payload = http.checked("post", "/api/v1/tasks", response.status, response.headers, response.read())
     assert (response.status, payload["code"], payload["success"]) == (411, 411, False)
     assert "Content-Length" in payload["message"]
     connection.close()
 
 
-def test_error_codes_over_http(http, web_server):
-    anonymous = Http(web_server.url)
+def test_error_codes_over_http(http, web_server, api_contract):
+    anonymous = Http(web_server.url, contract=api_contract)
     assert anonymous("get", "/api/v1/tasks")[0] == 401
     assert http("get", "/api/v1/no/such/thing")[0] == 404
     assert http("delete", "/api/v1/task-types")[0] == 405
     assert http("post", "/api/v1/tasks", raw=b"task_type=canary", content_type="text/plain")[0] == 415
     assert http("post", "/api/v1/tasks", raw=b"{", content_type="application/json")[0] == 400
-    assert _declared_too_large(web_server.url, http.token) == 413
+    assert _declared_too_large(http) == 413
 
 
-def _declared_too_large(base: str, token: str) -> int:
+def _declared_too_large(api: Http) -> int:
     """POST announcing a 2 MB body, none of it sent: the server answers from Content-Length alone,
     before reading any of it. (Sending the whole body races the server's close after its answer:
     the unread rest makes the kernel reset the connection, sometimes before the answer is read.)"""
     import http.client
 
-    url = urllib.parse.urlsplit(base)
+    url = urllib.parse.urlsplit(api.base)
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     try:
         connection.putrequest("POST", "/api/v1/tasks")
         for name, value in [
             ("Content-Type", "application/json"),
             ("Content-Length", "2000000"),
-            ("Authorization", f"Token {token}"),
+            ("Authorization", f"Token {api.token}"),
         ]:
             connection.putheader(name, value)
         connection.endheaders()
         response = connection.getresponse()
-        body = json.loads(response.read())
+        body = api.checked("post", "/api/v1/tasks", response.status, response.headers, response.read())
         assert body["code"] == 413 and body["data"] is None
         return response.status
     finally:
         connection.close()
 
 
-def test_throttling_answers_429_with_retry_after(transactional_db, tmp_path, manager):
+def test_throttling_answers_429_with_retry_after(transactional_db, tmp_path, manager, api_contract):
     server = WebServer(tmp_path, extra_env={"THROTTLE_USER": "3/min"}).start()
     try:
-        http = Http(server.url, Token.objects.create(user=manager).key)
+        http = Http(server.url, Token.objects.create(user=manager).key, contract=api_contract)
         codes = []
         for _ in range(12):
             codes.append(http("get", "/api/v1/task-types")[0])
@@ -241,3 +324,15 @@ def test_throttling_answers_429_with_retry_after(transactional_db, tmp_path, man
         assert codes[:3] == [200, 200, 200] and codes[-1] == 429
     finally:
         server.stop()
+
+
+def test_every_operation_of_the_document_answered_a_2xx_here(api_contract, request):
+    """Runs last: the tests above reached every operation with a success, each answer checked."""
+    module = request.module
+    tests = {name for name in dir(module) if name.startswith("test_")} - {request.node.originalname}
+    selected = {item.originalname for item in request.session.items if item.module is module}
+    if not tests <= selected:
+        pytest.skip("counts only when the whole file runs")
+    assert api_contract.contract is not None, "no test fetched the document"
+    unanswered = api_contract.contract.unanswered()
+    assert not unanswered, f"operations no black-box test saw answering 2xx: {unanswered}"
