@@ -248,6 +248,9 @@ class ApiContract:
         pointer = _pointer("paths", operation.template, operation.method, "responses", response_key)
         location = f"{DOCUMENT_URI}#{pointer}{_pointer('content', documented_media, 'schema')}"
         if media == "text/event-stream":
+            # Each event's schema: the x-itemSchema extension (OpenAPI 3.2's itemSchema).
+            if "x-itemSchema" in content[documented_media]:
+                location = f"{DOCUMENT_URI}#{pointer}{_pointer('content', documented_media, 'x-itemSchema')}"
             problems = self._event_stream_problems(text, location)
         elif media == "application/json" or media.endswith("+json"):
             try:

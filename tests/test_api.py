@@ -11,7 +11,7 @@ from batches.models import Batch
 from tasks.actors import SYSTEM
 from tasks.models import AuditLog, Task, TaskLog
 from tasks.runtime.worker import run_task
-from tasks.services import task_create
+from tasks.services import task_cancel, task_create
 from tests.api_helpers import client_for, envelope_of
 
 EXAMPLE_BATCH = {
@@ -519,3 +519,16 @@ def test_the_api_answers_in_utc_whatever_the_display_time_zone(api, settings):
     before = (task.created_at.astimezone(UTC) - timedelta(seconds=2)).replace(tzinfo=None).isoformat()
     listed = envelope_of(api.get("/api/v1/tasks", {"created_after": before}), 200)["data"]["results"]
     assert [item["task_id"] for item in listed] == [str(task.pk)]
+
+
+def test_several_statuses_filter_the_list_repeated_or_comma_separated(api):
+    canary = {"seconds": 0, "steps": 1}
+    done = task_create(actor=SYSTEM, task_type="canary", params=canary)
+    run_task(str(done.pk))
+    waiting = task_create(actor=SYSTEM, task_type="canary", params=canary)
+    task_cancel(actor=SYSTEM, task_id=task_create(actor=SYSTEM, task_type="canary", params=canary).pk)
+    expected = {str(done.pk), str(waiting.pk)}
+    for query in ("status=completed&status=pending", "status=completed,pending", "status=pending&status=completed,"):
+        listed = envelope_of(api.get(f"/api/v1/tasks?{query}"), 200)["data"]["results"]
+        assert {item["task_id"] for item in listed} == expected, query
+    assert envelope_of(api.get("/api/v1/tasks?status=completed&status=done"), 400)["errors"]["status"]

@@ -31,7 +31,12 @@ DOCUMENT = {
                 "responses": {
                     "200": {
                         "description": "",
-                        "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/TaskEvent"}}},
+                        "content": {
+                            "text/event-stream": {
+                                "schema": {"type": "string"},
+                                "x-itemSchema": {"$ref": "#/components/schemas/TaskEvent"},
+                            }
+                        },
                     }
                 },
             }

@@ -175,7 +175,9 @@ def _task_create_variants(schemas: dict) -> dict:
         if params.get("required"):
             if job.params_from_batch:
                 # A batch's statistics task takes the batch's config: params, or a batch_code.
-                alternatives["anyOf"] = [{"required": ["params"]}, {"required": ["batch_code"]}]
+                # (if/else, not an anyOf of bare `required`s, which generators read as "any value".)
+                alternatives["if"] = {"required": ["batch_code"], "properties": {"batch_code": {"type": "string"}}}
+                alternatives["else"] = {"required": ["params"]}
             else:
                 required.append("params")
         schemas[f"{name}TaskCreate"] = {
@@ -266,6 +268,13 @@ def _envelope(schemas: dict, data: dict | None) -> dict:
     return {"$ref": REF + name}
 
 
+def _event_stream(media_type: dict) -> None:
+    """OpenAPI 3.1 has no place for the schema of each event of a stream (3.2's ``itemSchema``):
+    to a client the stream is text, and its events' schema is the ``x-itemSchema`` extension."""
+    media_type["x-itemSchema"] = media_type["schema"]
+    media_type["schema"] = {"type": "string", "description": "Server-Sent Events, each an `x-itemSchema`."}
+
+
 def _enum_refs(schemas: dict) -> dict:
     """Named enums by their values, for query parameters to refer to."""
     return {
@@ -337,6 +346,8 @@ def envelope_postprocessing_hook(result, generator, request, public):
             responses = operation.setdefault("responses", {})
             for code, response in list(responses.items()):
                 content = response.setdefault("content", {})
+                if "text/event-stream" in content:
+                    _event_stream(content["text/event-stream"])
                 if code.startswith("2"):
                     if not content:
                         content["application/json"] = {"schema": _envelope(schemas, None)}

@@ -14,7 +14,19 @@ from tasks.models import AuditLog, Task
 from tasks.states import TaskStatus, Trigger
 
 
+class RepeatedValuesWidget(forms.TextInput):
+    """Every value a parameter was given, repeated (``?status=a&status=b``) or not, joined by
+    commas: the field splits them as it splits ``?status=a,b``."""
+
+    def value_from_datadict(self, data, files, name):
+        values = data.getlist(name) if hasattr(data, "getlist") else [data.get(name)]
+        given = [value for value in values if value]
+        return ",".join(given) if given else None
+
+
 class CSVChoiceField(forms.Field):
+    widget = RepeatedValuesWidget
+
     def __init__(self, *args, choices=(), **kwargs):
         self.valid = [value for value, _ in choices]
         super().__init__(*args, **kwargs)
@@ -30,7 +42,8 @@ class CSVChoiceField(forms.Field):
 
 
 class CSVChoiceFilter(django_filters.Filter):
-    """``?status=pending,processing``: one or several of the choices."""
+    """``?status=pending,processing`` or ``?status=pending&status=processing``: one or several of
+    the choices."""
 
     field_class = CSVChoiceField
 

@@ -99,8 +99,9 @@ def _task_detail(task_id) -> dict:
                 "status",
                 {"type": "array", "items": {"type": "string", "enum": list(TaskStatus.values)}},
                 style="form",
-                explode=False,
-                description="One status or several, comma-separated (`pending,processing`).",
+                explode=True,
+                description="One status or several: repeated (`status=pending&status=processing`) or comma-separated"
+                " (`status=pending,processing`).",
             ),
         ],
         responses=TaskSerializer(many=True),

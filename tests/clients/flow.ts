@@ -51,9 +51,6 @@ export async function seed000Flow(baseUrl: string, token: string): Promise<FlowO
   const client = createClient<paths>({
     baseUrl,
     headers: { Authorization: `Token ${token}` },
-    // `status` (listTasks) is an array sent comma-separated (style form, explode false);
-    // openapi-fetch reads no schema at run time, so it is told so here.
-    querySerializer: { array: { style: "form", explode: false } },
   });
 
   const created = await client.POST("/api/v1/statistics/batches", { body: seedBatch });
