@@ -75,6 +75,24 @@ generation.allow-extra-parameters = false
 checks.response_schema_conformance.enabled = false
 """
 
+#: The steering operations that need an active task, run apart (the whole run cancels every
+#: active task early on: bulk cancel, all), each on tasks of its own in the state it acts on.
+STEERING = {
+    "updateTask": ("task_id", "pending"),
+    "cancelTask": ("task_id", "pending"),
+    "pauseTask": ("task_id", "processing"),
+    "resumeTask": ("task_id", "paused"),
+    "cancelBatchTask": ("batch_code", "batch with an active task"),
+}
+STEERING_CONFIG = """
+[dictionaries.{operation}]
+values = {values}
+
+[[operations]]
+include-operation-id = "{operation}"
+parameters = {{ "path.{field}" = {{ dictionary = "{operation}", probability = 0.7 }} }}
+"""
+
 
 def _test_data() -> list[str]:
     """Real tasks in every state a task operation acts on, and a batch with a result."""
@@ -145,14 +163,41 @@ def _run_schemathesis(live_server, manager, tmp_path):
 
     token = Token.objects.create(user=manager).key
     config = tmp_path / "schemathesis.toml"
-    config.write_text(SCHEMATHESIS_CONFIG.format(task_ids=json.dumps(_test_data())))
-    # Pausing needs a processing task and changing params a pending one, and the whole run cancels
-    # every active task early on (bulk cancel, all): those two get a run of their own.
-    only_active = ("pauseTask", "updateTask")
-    _schemathesis(live_server, token, config, tmp_path, *_each("--exclude-operation-id", only_active))
-    active = _processing_canaries(3) + [str(_canary().pk) for _ in range(3)]
-    config.write_text(SCHEMATHESIS_CONFIG.format(task_ids=json.dumps(active)))
-    _schemathesis(live_server, token, config, tmp_path, *_each("--include-operation-id", only_active))
+    general = SCHEMATHESIS_CONFIG.format(task_ids=json.dumps(_test_data()))
+    config.write_text(general)
+    _schemathesis(live_server, token, config, tmp_path, *_each("--exclude-operation-id", STEERING))
+    steering = [
+        STEERING_CONFIG.format(operation=operation, field=field, values=json.dumps(_objects_in(state)))
+        for operation, (field, state) in STEERING.items()
+    ]
+    config.write_text(general + "".join(steering))
+    _schemathesis(live_server, token, config, tmp_path, *_each("--include-operation-id", STEERING))
+
+
+def _objects_in(state: str) -> list[str]:
+    """Three tasks in ``state`` (or three batches with an active task)."""
+    from batches.services import batch_start
+    from tasks.services import task_pause
+
+    if state == "pending":
+        return [str(_canary().pk) for _ in range(3)]
+    if state == "processing":
+        return _processing_canaries(3)
+    if state == "paused":
+        paused = _processing_canaries(3)
+        for task_id in paused:
+            task_pause(actor=SYSTEM, task_id=task_id)
+        return paused
+    codes = [f"ACTIVE_{index}" for index in range(3)]
+    for code in codes:
+        batch_create(
+            actor=SYSTEM,
+            batch_code=code,
+            data_source="student_assessments",
+            config={"include_dimensions": ["academic"], "calculation_types": ["descriptive"]},
+        )
+        batch_start(actor=SYSTEM, batch_code=code)
+    return codes
 
 
 def _each(option: str, values) -> list[str]:

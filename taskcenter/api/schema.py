@@ -337,6 +337,9 @@ def envelope_postprocessing_hook(result, generator, request, public):
             if "requestBody" in operation:
                 operation["requestBody"]["required"] = True
             for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] == "task_id":
+                    # The id the answers give (the path also takes it without hyphens).
+                    parameter["schema"] = {"type": "string", "format": "uuid"}
                 if parameter.get("in") != "query":
                     continue
                 # An empty value means "not given" for every filter here.
