@@ -169,7 +169,9 @@ def batch_start(*, actor: Actor, batch_code: str, trigger: str = Trigger.API) ->
         )
 
 
-def batch_task_create(*, actor: Actor, batch_code: str, task_type: str, params: dict | None) -> Task:
+def batch_task_create(
+    *, actor: Actor, batch_code: str, task_type: str, params: dict | None, priority: int = 0, run_after=None
+) -> Task:
     """``POST /api/v1/tasks`` with a ``batch_code``: a task attached to the batch.
 
     As with :func:`batch_start`, a batch has at most one active task (:class:`Conflict`). A
@@ -190,7 +192,15 @@ def batch_task_create(*, actor: Actor, batch_code: str, task_type: str, params: 
                     " params: leave params out, or change the batch first"
                 )
             params = snapshot
-        return task_create(actor=actor, task_type=task_type, params=params, batch=batch, trigger=Trigger.API)
+        return task_create(
+            actor=actor,
+            task_type=task_type,
+            params=params,
+            batch=batch,
+            trigger=Trigger.API,
+            priority=priority,
+            run_after=run_after,
+        )
 
 
 def batch_cancel(*, actor: Actor, batch_code: str) -> Task:

@@ -11,7 +11,7 @@ from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext_lazy as _
 
 from tasks.fields import AppendOnlyIdField
-from tasks.states import ErrorCategory, LogLevel, StageStatus, TaskStatus, Trigger
+from tasks.states import PRIORITY_DEFAULT, ErrorCategory, LogLevel, StageStatus, TaskStatus, Trigger
 
 
 class Task(models.Model):
@@ -40,6 +40,10 @@ class Task(models.Model):
     attempt = models.PositiveIntegerField(_("attempt"), default=1)
     max_attempts = models.PositiveIntegerField(_("max attempts"), default=3)
     trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger.choices, default=Trigger.API)
+    #: Workers claim the highest priority first, then the oldest (PRIORITY_MIN…PRIORITY_MAX).
+    priority = models.SmallIntegerField(_("priority"), default=PRIORITY_DEFAULT)
+    #: Not claimed before this time, as asked when the task was created.
+    run_after = models.DateTimeField(_("run after"), null=True, blank=True)
     #: Fencing token of the live execution: every worker write is conditional on it.
     execution_id = models.UUIDField(_("execution id"), null=True, blank=True)
     #: Job-defined state saved by the worker so that resume/retry continue instead of restarting.
@@ -91,6 +95,11 @@ class Task(models.Model):
             models.Index(fields=["task_type", "created_at"], name="task_type_created_idx"),
             models.Index(fields=["batch", "created_at"], name="task_batch_tasks_idx", condition=Q(batch__isnull=False)),
             models.Index(fields=["trigger", "created_at"], name="task_trigger_created_idx"),
+            # The queue: pending tasks, highest priority first, then the oldest (the pusher's read
+            # and the claim's choice).
+            models.Index(
+                fields=["-priority", "created_at"], name="task_queue_idx", condition=Q(status=TaskStatus.PENDING)
+            ),
             # Watchdog: the executions held now — a handful of rows however many tasks there are.
             models.Index(
                 fields=["status", "heartbeat_at"], name="task_held_idx", condition=Q(execution_id__isnull=False)

@@ -16,12 +16,12 @@
 -- audit row of its creation.
 INSERT INTO tasks_task (
     id, batch_id, task_type, status, progress, params, result, error_message, error_category,
-    attempt, max_attempts, "trigger", execution_id, checkpoint, heartbeat_at, worker,
+    attempt, max_attempts, "trigger", priority, run_after, execution_id, checkpoint, heartbeat_at, worker,
     next_attempt_at, enqueued_at, alerted_at, created_by_id, created_at, started_at,
     completed_at, updated_at
 ) VALUES (
     %(id)s, %(batch_id)s, %(task_type)s, %(status)s, %(progress)s, %(params)s, %(result)s,
-    %(error_message)s, %(error_category)s, %(attempt)s, %(max_attempts)s, %(trigger)s,
+    %(error_message)s, %(error_category)s, %(attempt)s, %(max_attempts)s, %(trigger)s, %(priority)s, %(run_after)s,
     %(execution_id)s, %(checkpoint)s, %(heartbeat_at)s, %(worker)s, %(next_attempt_at)s,
     %(enqueued_at)s, %(alerted_at)s, %(created_by_id)s, %(created_at)s, %(started_at)s,
     %(completed_at)s, %(updated_at)s
@@ -43,12 +43,12 @@ INSERT INTO tasks_auditlog (
 WITH created AS (
     INSERT INTO tasks_task (
         id, batch_id, task_type, status, progress, params, result, error_message, error_category,
-        attempt, max_attempts, "trigger", execution_id, checkpoint, heartbeat_at, worker,
+        attempt, max_attempts, "trigger", priority, run_after, execution_id, checkpoint, heartbeat_at, worker,
         next_attempt_at, enqueued_at, alerted_at, created_by_id, created_at, started_at,
         completed_at, updated_at
     ) VALUES (
         %(id)s, %(batch_id)s, %(task_type)s, %(status)s, %(progress)s, %(params)s, %(result)s,
-        %(error_message)s, %(error_category)s, %(attempt)s, %(max_attempts)s, %(trigger)s,
+        %(error_message)s, %(error_category)s, %(attempt)s, %(max_attempts)s, %(trigger)s, %(priority)s, %(run_after)s,
         %(execution_id)s, %(checkpoint)s, %(heartbeat_at)s, %(worker)s, %(next_attempt_at)s,
         %(enqueued_at)s, %(alerted_at)s, %(created_by_id)s, %(created_at)s, %(started_at)s,
         %(completed_at)s, %(updated_at)s
@@ -71,22 +71,42 @@ WITH created AS (
 SELECT id FROM created;
 
 -- name: claim_task (sqlite)
--- pending -> processing for a due task no execution holds, stamped with the fencing token
--- %(execution_id)s; returns what the worker needs of it, and writes the audit row.
+-- pending -> processing, stamped with the fencing token %(execution_id)s, for the task a worker's
+-- message names (%(task_id)s) -- or, when a due task of higher priority waits, for the best such
+-- task of the types in %(swap_types)s (a JSON array: those the message's time limit covers); when
+-- the named task cannot be claimed, for the best due task of those types. A task is due when it
+-- is pending, handed over, held by no execution and past its next_attempt_at. Returns what the
+-- worker needs of the task it claimed, and writes the audit row.
 UPDATE tasks_task SET
     status = 'processing', execution_id = %(execution_id)s, worker = %(worker)s,
     heartbeat_at = %(now)s, started_at = COALESCE(started_at, %(now)s), next_attempt_at = NULL,
     error_message = '', error_category = NULL, updated_at = %(now)s
-WHERE id = %(task_id)s AND status = 'pending' AND execution_id IS NULL
+WHERE id = COALESCE((
+        SELECT better.id FROM tasks_task AS better
+        WHERE better.status = 'pending' AND better.execution_id IS NULL
+            AND better.enqueued_at IS NOT NULL
+            AND (better.next_attempt_at IS NULL OR better.next_attempt_at <= %(now)s)
+            AND better.task_type IN (SELECT value FROM json_each(%(swap_types)s))
+            AND better.priority > COALESCE((
+                SELECT named.priority FROM tasks_task AS named
+                WHERE named.id = %(task_id)s AND named.status = 'pending' AND named.execution_id IS NULL
+                    AND (named.next_attempt_at IS NULL OR named.next_attempt_at <= %(now)s)
+            ), -1000)
+        ORDER BY better.priority DESC, better.created_at LIMIT 1
+    ), %(task_id)s)
+    AND status = 'pending' AND execution_id IS NULL
     AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
-RETURNING task_type, params, attempt, max_attempts, checkpoint, progress, batch_id;
+RETURNING id, task_type, params, attempt, max_attempts, checkpoint, progress, batch_id;
 INSERT INTO tasks_auditlog (
     actor_id, actor_name, action, target_type, target_id, from_status, to_status, details,
     client_address, created_at
-) VALUES (
-    NULL, 'system', 'worker.claim', 'task', %(target_id)s, 'pending', 'processing', %(details)s,
-    NULL, %(now)s
-);
+)
+SELECT NULL, 'system', 'worker.claim', 'task',
+    -- the claimed id as the audit log writes ids (SQLite keeps a UUID as 32 hex digits)
+    lower(substr(id, 1, 8) || '-' || substr(id, 9, 4) || '-' || substr(id, 13, 4) || '-'
+        || substr(id, 17, 4) || '-' || substr(id, 21, 12)),
+    'pending', 'processing', %(details)s, NULL, %(now)s
+FROM tasks_task WHERE execution_id = %(execution_id)s;
 
 -- name: claim_task (postgresql)
 WITH claimed AS (
@@ -94,15 +114,30 @@ WITH claimed AS (
         status = 'processing', execution_id = %(execution_id)s, worker = %(worker)s,
         heartbeat_at = %(now)s, started_at = COALESCE(started_at, %(now)s), next_attempt_at = NULL,
         error_message = '', error_category = NULL, updated_at = %(now)s
-    WHERE id = %(task_id)s AND status = 'pending' AND execution_id IS NULL
+    WHERE id = COALESCE((
+            -- SKIP LOCKED: two workers choosing at once take different tasks.
+            SELECT better.id FROM tasks_task AS better
+            WHERE better.status = 'pending' AND better.execution_id IS NULL
+                AND better.enqueued_at IS NOT NULL
+                AND (better.next_attempt_at IS NULL OR better.next_attempt_at <= %(now)s)
+                AND better.task_type = ANY(ARRAY(SELECT jsonb_array_elements_text(%(swap_types)s::jsonb)))
+                AND better.priority > COALESCE((
+                    SELECT named.priority FROM tasks_task AS named
+                    WHERE named.id = %(task_id)s AND named.status = 'pending' AND named.execution_id IS NULL
+                        AND (named.next_attempt_at IS NULL OR named.next_attempt_at <= %(now)s)
+                ), -1000)
+            ORDER BY better.priority DESC, better.created_at LIMIT 1
+            FOR UPDATE SKIP LOCKED
+        ), %(task_id)s)
+        AND status = 'pending' AND execution_id IS NULL
         AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
-    RETURNING task_type, params, attempt, max_attempts, checkpoint, progress, batch_id
+    RETURNING id, task_type, params, attempt, max_attempts, checkpoint, progress, batch_id
 ), audit AS (
     INSERT INTO tasks_auditlog (
         actor_id, actor_name, action, target_type, target_id, from_status, to_status, details,
         client_address, created_at
     )
-    SELECT NULL::integer, 'system', 'worker.claim', 'task', %(target_id)s::varchar, 'pending',
+    SELECT NULL::integer, 'system', 'worker.claim', 'task', claimed.id::varchar, 'pending',
         'processing', %(details)s::jsonb, NULL::inet, %(now)s::timestamptz
     FROM claimed
 )
@@ -169,12 +204,13 @@ FROM jsonb_to_recordset(%(logs)s::jsonb)
     AS line("timestamp" timestamptz, level smallint, message text, data text);
 
 -- name: due_tasks
--- The pusher's read of the queue: the %(limit)s oldest tasks that are pending, handed over, due
--- and held by no execution (id, row version, type), as the database returns them.
+-- The pusher's read of the queue: the first %(limit)s tasks that are pending, handed over, due
+-- and held by no execution, highest priority first, then the oldest (id, row version, type), as
+-- the database returns them.
 SELECT id, updated_at, task_type FROM tasks_task
 WHERE status = 'pending' AND execution_id IS NULL AND enqueued_at IS NOT NULL
     AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
-ORDER BY created_at LIMIT %(limit)s;
+ORDER BY priority DESC, created_at LIMIT %(limit)s;
 
 -- name: count_due_tasks
 -- How many tasks are in the queue (the condition of due_tasks).

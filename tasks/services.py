@@ -8,6 +8,7 @@ task store (:mod:`tasks.store`), which audits every status change.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F
@@ -20,7 +21,15 @@ from tasks.actors import Actor
 from tasks.audit import audit
 from tasks.models import Task
 from tasks.runtime.registry import get_job_type, job_types, owner_creator, requeue_rules
-from tasks.states import ACTIVE_STATUSES, USER_TRIGGERS, TaskStatus, Trigger
+from tasks.states import (
+    ACTIVE_STATUSES,
+    PRIORITY_DEFAULT,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    USER_TRIGGERS,
+    TaskStatus,
+    Trigger,
+)
 from tasks.store import parse_task_id
 
 
@@ -42,10 +51,14 @@ def task_create(
     batch=None,
     trigger: str = Trigger.API,
     check_permission: bool = True,
+    priority: int = PRIORITY_DEFAULT,
+    run_after=None,
 ) -> Task:
     """Create a pending task of ``task_type`` with its stages, handed over to the workers after commit.
 
     ``params`` are validated against the type's schema (:class:`InvalidInput` names bad fields).
+    ``priority`` (``PRIORITY_MIN``…``PRIORITY_MAX``, higher first) and ``run_after`` (an aware
+    datetime: not claimed before) are checked too.
     A type registered with ``user_startable=False`` is refused (:class:`InvalidInput` naming
     ``task_type``) when a user asks for it (``trigger`` API or admin); schedules and code start it.
     """
@@ -60,17 +73,44 @@ def task_create(
     if check_permission:
         actor.require(*job.permissions)
     clean_params = job.validate_params(params)
-    return store.create(job=job, params=clean_params, actor=actor, trigger=trigger, batch=batch)
+    _check_scheduling(priority, run_after)
+    return store.create(
+        job=job, params=clean_params, actor=actor, trigger=trigger, batch=batch, priority=priority, run_after=run_after
+    )
 
 
-def task_create_owned(*, actor: Actor, owner_field: str, owner, task_type: str, params: dict | None) -> Task:
+def _check_scheduling(priority, run_after) -> None:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise InvalidInput(
+            f"priority must be a whole number from {PRIORITY_MIN} to {PRIORITY_MAX}",
+            errors={"priority": [f"A whole number from {PRIORITY_MIN} to {PRIORITY_MAX} is required."]},
+        )
+    if run_after is not None and (not isinstance(run_after, datetime) or timezone.is_naive(run_after)):
+        raise InvalidInput(
+            "run_after must be a date and time with a time zone",
+            errors={"run_after": ["A date and time with a time zone is required."]},
+        )
+
+
+def task_create_owned(
+    *,
+    actor: Actor,
+    owner_field: str,
+    owner,
+    task_type: str,
+    params: dict | None,
+    priority: int = PRIORITY_DEFAULT,
+    run_after=None,
+) -> Task:
     """A task that belongs to a row of a domain app — ``owner_field`` ``batch_code``: a batch —
-    created by that app's rules (its ``register_owner`` function); :class:`InvalidInput` when no
-    installed app owns tasks by ``owner_field``."""
+    created by that app's rules (its ``register_owner`` function, which takes the arguments of
+    :func:`task_create`); :class:`InvalidInput` when no installed app owns tasks by ``owner_field``."""
     create = owner_creator(owner_field)
     if create is None:
         raise InvalidInput(f"{owner_field} names nothing here", errors={owner_field: ["Not supported."]})
-    return create(actor=actor, **{owner_field: owner}, task_type=task_type, params=params)
+    return create(
+        actor=actor, **{owner_field: owner}, task_type=task_type, params=params, priority=priority, run_after=run_after
+    )
 
 
 def task_update_params(*, actor: Actor, task_id, params: dict) -> Task:

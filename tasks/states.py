@@ -73,11 +73,17 @@ class Trigger(models.TextChoices):
     RETRY = "retry", _("Retry")
     #: Started by a schedule (maintenance jobs).
     SCHEDULE = "schedule", _("Schedule")
+    #: Enqueued from code through the Django Tasks backend.
+    ENQUEUE = "enqueue", _("Enqueued (code)")
 
 
 #: A user's request (the API, the admin): a job type registered with ``user_startable=False``
 #: is refused for these.
 USER_TRIGGERS: frozenset[str] = frozenset({Trigger.MANUAL, Trigger.API})
+
+
+#: A task's priority: workers claim the highest first, then the oldest.
+PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = -100, 100, 0
 
 
 class StageStatus(models.TextChoices):

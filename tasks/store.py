@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,8 +29,16 @@ from tasks.actors import SYSTEM, Actor
 from tasks.audit import audit, audit_entry, change_line
 from tasks.models import AuditLog, Task, TaskLog, TaskStage
 from tasks.runtime.queue import send, tasks_table_is_the_queue
-from tasks.runtime.registry import JobType, dependents_cleanups, get_job_type, timeout_of
-from tasks.states import FINISHED_STATUSES, RETRYABLE_CATEGORIES, LogLevel, TaskStatus, Trigger, is_legal
+from tasks.runtime.registry import JobType, dependents_cleanups, get_job_type
+from tasks.states import (
+    FINISHED_STATUSES,
+    PRIORITY_DEFAULT,
+    RETRYABLE_CATEGORIES,
+    LogLevel,
+    TaskStatus,
+    Trigger,
+    is_legal,
+)
 
 # The transitions queries.sql writes by hand.
 assert is_legal(TaskStatus.PENDING, TaskStatus.PROCESSING)
@@ -235,17 +244,31 @@ def transition(
 # --- creating ---------------------------------------------------------------------------------
 
 
-def create(*, job: JobType, params: dict, actor: Actor, trigger: str, batch=None) -> Task:
+def create(
+    *,
+    job: JobType,
+    params: dict,
+    actor: Actor,
+    trigger: str,
+    batch=None,
+    priority: int = PRIORITY_DEFAULT,
+    run_after=None,
+) -> Task:
     """A new pending task of ``job`` with its stages and the audit row of its creation, handed
-    over to the workers once the transaction commits. Returns the task."""
+    over to the workers once the transaction commits (not claimed before ``run_after``, when it
+    is later). Returns the task."""
+    now = timezone.now()
     task = Task(
         task_type=job.name,
         params=params,
         batch=batch,
         trigger=trigger,
+        priority=priority,
+        run_after=run_after,
+        next_attempt_at=run_after if run_after is not None and run_after > now else None,
         max_attempts=job.max_attempts,
         created_by=actor.user,
-        enqueued_at=timezone.now(),  # handed over with this transaction
+        enqueued_at=now,  # handed over with this transaction
     )
     entry = audit_entry(
         actor=actor,
@@ -253,7 +276,13 @@ def create(*, job: JobType, params: dict, actor: Actor, trigger: str, batch=None
         target_type="task",
         target_id=task.pk,
         to_status=TaskStatus.PENDING,
-        details={"task_type": job.name, "batch_code": batch.batch_code if batch else None, "trigger": trigger},
+        details={
+            "task_type": job.name,
+            "batch_code": batch.batch_code if batch else None,
+            "trigger": trigger,
+            "priority": priority,
+            "run_after": run_after.isoformat() if run_after else None,
+        },
     )
     stages = [
         {"name": name, "position": position, "weight": weight}
@@ -264,7 +293,8 @@ def create(*, job: JobType, params: dict, actor: Actor, trigger: str, batch=None
     task._state.adding = False
     task._state.db = DEFAULT_DB_ALIAS
     _after_commit(change_line(entry))
-    _send_after_commit(task.pk, job.timeout_seconds)
+    if task.next_attempt_at is None:  # a deferred one is sent when due (the pusher or the watchdog)
+        _send_after_commit(task.pk, job.name)
     return task
 
 
@@ -294,10 +324,10 @@ def hand_over(task_id, task_type: str) -> None:
     a task resumed meanwhile): mark it handed over and, with a broker other than the tasks table,
     send its message once the current transaction commits."""
     Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(enqueued_at=timezone.now())
-    _send_after_commit(task_id, timeout_of(task_type))
+    _send_after_commit(task_id, task_type)
 
 
-def _send_after_commit(task_id, timeout_seconds: int) -> None:
+def _send_after_commit(task_id, task_type: str) -> None:
     """With the tasks table as the queue a committed pending task needs nothing more. With
     another broker (Redis) its message goes after commit; a failed send marks the task not
     handed over, for the watchdog's next sweep."""
@@ -305,7 +335,7 @@ def _send_after_commit(task_id, timeout_seconds: int) -> None:
         return
 
     def send_or_withdraw():
-        if not send(task_id, timeout_seconds=timeout_seconds):
+        if not send(task_id, task_type):
             Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(enqueued_at=None)
 
     transaction.on_commit(send_or_withdraw)
@@ -338,34 +368,37 @@ def requeue(
     )
     if delay is None:  # a delayed one is sent when due (the pusher or the watchdog)
         task_type = Task.objects.filter(pk=task_id).values_list("task_type", flat=True).first()
-        _send_after_commit(task_id, timeout_of(task_type))
+        _send_after_commit(task_id, task_type)
     return previous
 
 
 # --- a run ------------------------------------------------------------------------------------
 
 
-def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str) -> Task | None:
-    """``pending → processing`` for a due task that no execution holds, with the fencing token
-    ``execution_id``, audited. Returns the task with what a run needs of it (``task_type``,
-    ``params``, ``attempt``, ``max_attempts``, ``checkpoint``, ``progress``, ``batch_id``), or
-    None when it is not a due, unheld pending task."""
+def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str, *, swap_types: Iterable[str] = ()) -> Task | None:
+    """``pending → processing`` with the fencing token ``execution_id``, audited, for a due task
+    that no execution holds: ``task_id`` — unless a due task of a higher priority and of one of
+    ``swap_types`` waits, or ``task_id`` cannot be claimed: then the best due task of those types
+    (highest priority, then oldest). Returns the task claimed with what a run needs of it
+    (``task_type``, ``params``, ``attempt``, ``max_attempts``, ``checkpoint``, ``progress``,
+    ``batch_id``), or None when none was."""
     db = connections[DEFAULT_DB_ALIAS]
     now = timezone.now()
     rows = _write(
         "claim_task",
         {
             "task_id": _pk(task_id, db),
+            "swap_types": json.dumps(sorted(swap_types)),
             "execution_id": Task._meta.get_field("execution_id").get_db_prep_save(execution_id, db),
             "worker": worker,
             "now": Task._meta.get_field("updated_at").get_db_prep_save(now, db),
-            "target_id": str(task_id),
             "details": json.dumps({"execution_id": str(execution_id), "worker": worker}),
         },
     )
     if not rows:
         return None
-    task_type, params, attempt, max_attempts, checkpoint, progress, batch_id = rows[0]
+    raw_id, task_type, params, attempt, max_attempts, checkpoint, progress, batch_id = rows[0]
+    task_id = Task._meta.pk.to_python(raw_id)
     json_field = Task._meta.get_field("params")
     _after_commit(_worker_line("worker.claim", task_id, TaskStatus.PENDING, TaskStatus.PROCESSING))
     values = {

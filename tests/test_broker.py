@@ -41,7 +41,7 @@ def test_a_created_task_is_in_the_queue_without_any_message(db, broker):
     assert OrmQ.objects.count() == 0
     [(ack, package)] = take(broker)
     assert package["func"] == WORKER_ENTRY
-    assert package["args"] == (str(task.pk),)
+    assert package["args"] == (str(task.pk), "canary")
     assert package["timeout"] == get_job_type("canary").timeout_seconds + HARD_TIMEOUT_GRACE
     broker.acknowledge(ack)  # the monitor's acknowledgement: nothing to delete, nothing fails
     assert run_task(*package["args"]) == "completed"
@@ -72,7 +72,7 @@ def test_a_task_handed_out_but_never_claimed_is_handed_out_again_after_the_lease
     assert take(broker) == []
     time.sleep(0.25)  # the worker that took it died before claiming it
     [(_, again)] = take(broker)
-    assert again["args"] == first["args"] == (str(task.pk),)
+    assert again["args"] == first["args"] == (str(task.pk), "canary")
 
 
 def test_a_task_that_is_pending_again_is_handed_out_again_at_once(db, broker, settings):
@@ -85,7 +85,7 @@ def test_a_task_that_is_pending_again_is_handed_out_again_at_once(db, broker, se
     Task.objects.filter(pk=task.pk).update(execution_id=None)  # the worker let go
     task_resume(actor=SYSTEM, task_id=task.pk)
     [(_, again)] = take(broker)
-    assert again["args"] == (str(task.pk),)
+    assert again["args"] == (str(task.pk), "canary")
 
 
 def test_only_due_handed_over_unheld_pending_tasks_are_in_the_queue(db, broker):
@@ -102,14 +102,14 @@ def test_only_due_handed_over_unheld_pending_tasks_are_in_the_queue(db, broker):
         next_attempt_at=timezone.now() - timedelta(seconds=1),
     )
     [(_, package)] = take(broker)
-    assert package["args"] == (str(due.pk),)
+    assert package["args"] == (str(due.pk), "canary")
 
 
 def test_messages_are_served_while_tasks_wait_and_acknowledged_by_deleting_them(db, broker):
     for _ in range(6):
         canary()
     other = canary()
-    send(other.pk, timeout_seconds=60)  # a message (as a schedule or a re-send would be)
+    send(other.pk, "canary")  # a message (as a schedule or a re-send would be)
     acks = [ack for _ in range(4) for ack, _ in take(broker)]
     messages = [ack for ack in acks if isinstance(ack, int)]
     assert len(messages) == 1, "the message was served among the tasks, not after all of them"

@@ -101,8 +101,8 @@ def test_resume_immediately_after_pause_still_continues_from_the_saved_checkpoin
 
 def test_the_same_task_delivered_twice_runs_once(cluster):
     task = canary(seconds=1, steps=10)
-    send(task.pk, timeout_seconds=60)
-    send(task.pk, timeout_seconds=60)
+    send(task.pk, "canary")
+    send(task.pk, "canary")
     wait_for(lambda: status_of(task) == "completed", message="the canary to complete")
     # Give the duplicates time to be delivered and refused.
     wait_for(lambda: not _queued_messages(), timeout=10, message="the duplicate messages to be consumed")

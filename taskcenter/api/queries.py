@@ -113,7 +113,8 @@ TASK_DETAIL = Select(
     """
     SELECT "tasks_task"."id", "tasks_task"."task_type", "batches_batch"."batch_code", "tasks_task"."status",
            "tasks_task"."progress", "tasks_task"."error_message", "tasks_task"."error_category",
-           "tasks_task"."attempt", "tasks_task"."max_attempts", "tasks_task"."trigger", "auth_user"."username",
+           "tasks_task"."attempt", "tasks_task"."max_attempts", "tasks_task"."trigger", "tasks_task"."priority",
+           "tasks_task"."run_after", "auth_user"."username",
            "tasks_task"."created_at", "tasks_task"."started_at", "tasks_task"."completed_at",
            "tasks_task"."updated_at", "tasks_task"."params", "tasks_task"."result"
     FROM "tasks_task"
@@ -125,7 +126,18 @@ TASK_DETAIL = Select(
     columns=[
         *_fields(Task, "id", "task_type"),
         Task._meta.get_field("batch").related_model._meta.get_field("batch_code"),
-        *_fields(Task, "status", "progress", "error_message", "error_category", "attempt", "max_attempts", "trigger"),
+        *_fields(
+            Task,
+            "status",
+            "progress",
+            "error_message",
+            "error_category",
+            "attempt",
+            "max_attempts",
+            "trigger",
+            "priority",
+            "run_after",
+        ),
         User._meta.get_field("username"),
         *_fields(Task, "created_at", "started_at", "completed_at", "updated_at", "params", "result"),
     ],

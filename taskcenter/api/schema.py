@@ -154,6 +154,8 @@ def _task_create_variants(schemas: dict) -> dict:
     from tasks.api.views import params_json_schema
     from tasks.runtime.registry import job_types
 
+    # priority and run_after as the generic create body declares them.
+    scheduling = schemas["TaskCreateRequest"]["properties"]
     mapping = {}
     for job in job_types():
         if not job.user_startable:
@@ -196,6 +198,8 @@ def _task_create_variants(schemas: dict) -> dict:
                     "pattern": NO_NUL,
                     "description": "The batch the task belongs to (409 while the batch has an active task).",
                 },
+                "priority": scheduling["priority"],
+                "run_after": scheduling["run_after"],
             },
         }
         mapping[job.name] = REF + f"{name}TaskCreate"

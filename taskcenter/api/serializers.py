@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 
@@ -58,6 +59,17 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date and time with its offset (``Z`` or ``+08:00``); one without is refused
+    rather than read in some time zone."""
+
+    def to_internal_value(self, value):
+        given = parse_datetime(value) if isinstance(value, str) else None
+        if given is not None and given.tzinfo is None:
+            raise serializers.ValidationError("Give the time zone (2025-09-04T10:00:00Z).")
+        return super().to_internal_value(value)
 
 
 class BlankAsNullField(serializers.CharField):

@@ -10,15 +10,28 @@ from rest_framework import serializers
 
 from taskcenter.api.serializers import (
     Answer,
+    AwareDateTimeField,
     BlankAsNullField,
     ModelAnswer,
     StrictCharField,
+    StrictIntegerField,
     StrictSerializer,
     id_list_field,
 )
 from tasks.models import AuditLog, Task, TaskLog, TaskStage
 from tasks.services import MAX_BULK_IDS
-from tasks.states import LOG_LEVEL_NAMES, ClusterStatus, ErrorCategory, LogLevel, StageStatus, TaskStatus, Trigger
+from tasks.states import (
+    LOG_LEVEL_NAMES,
+    PRIORITY_DEFAULT,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    ClusterStatus,
+    ErrorCategory,
+    LogLevel,
+    StageStatus,
+    TaskStatus,
+    Trigger,
+)
 
 
 def estimated_completion(task: Task):
@@ -71,13 +84,15 @@ LIST_COLUMNS = {
     "attempt": "attempt",
     "max_attempts": "max_attempts",
     "trigger": "trigger",
+    "priority": "priority",
+    "run_after": "run_after",
     "created_by": "created_by__username",
     "created_at": "created_at",
     "started_at": "started_at",
     "completed_at": "completed_at",
     "updated_at": "updated_at",
 }
-_DATETIMES = {"created_at", "started_at", "completed_at", "updated_at"}
+_DATETIMES = {"run_after", "created_at", "started_at", "completed_at", "updated_at"}
 _LIST_NAMES = list(LIST_COLUMNS)
 #: The detail's columns: the list's, then the task's params and result.
 DETAIL_COLUMNS = {**LIST_COLUMNS, "params": "params", "result": "result"}
@@ -132,6 +147,10 @@ class TaskSerializer(ModelAnswer):
     attempt = serializers.IntegerField(min_value=1, help_text="1 for the first run; each retry adds one.")
     max_attempts = serializers.IntegerField(min_value=1)
     trigger = serializers.ChoiceField(choices=Trigger.choices)
+    priority = serializers.IntegerField(
+        min_value=PRIORITY_MIN, max_value=PRIORITY_MAX, help_text="Workers claim the highest first, then the oldest."
+    )
+    run_after = serializers.DateTimeField(allow_null=True, help_text="Not claimed before this time; null: at once.")
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
@@ -189,6 +208,14 @@ class TaskCreateSerializer(StrictSerializer):
         required=False, default=dict, help_text="Validated against the task type's params_schema."
     )
     batch_code = StrictCharField(max_length=64, required=False, allow_null=True)
+    priority = StrictIntegerField(
+        min_value=PRIORITY_MIN,
+        max_value=PRIORITY_MAX,
+        required=False,
+        default=PRIORITY_DEFAULT,
+        help_text="Workers claim the highest first, then the oldest.",
+    )
+    run_after = AwareDateTimeField(required=False, allow_null=True, help_text="Not claimed before this time.")
 
 
 class TaskUpdateSerializer(StrictSerializer):

@@ -179,6 +179,8 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
             "actor": Actor.from_request(request),
             "task_type": body.validated_data["task_type"],
             "params": body.validated_data.get("params"),
+            "priority": body.validated_data["priority"],
+            "run_after": body.validated_data.get("run_after"),
         }
         if body.validated_data.get("batch_code"):
             # Created by the batch's rules: one active task per batch, whichever door it comes through.

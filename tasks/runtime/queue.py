@@ -31,12 +31,12 @@ def _options(task_id, timeout_seconds: int) -> dict:
     return {"timeout": int(timeout_seconds) + HARD_TIMEOUT_GRACE, "task_name": f"task-{task_id}"}
 
 
-def send(task_id: uuid.UUID | str, *, timeout_seconds: int) -> bool:
+def send(task_id: uuid.UUID | str, task_type: str) -> bool:
     """Send the message that runs a task to the broker. Returns False (and logs) when the broker
     refuses: the task stays pending, and the watchdog sends it again."""
     try:
-        # Only the id travels: async_task reserves many keyword names (timeout, hook, group…).
-        async_task(WORKER_ENTRY, str(task_id), q_options=_options(task_id, timeout_seconds))
+        # Only the id and type travel: async_task reserves many keyword names (timeout, hook…).
+        async_task(WORKER_ENTRY, str(task_id), task_type, q_options=_options(task_id, timeout_of(task_type)))
     except Exception:  # the broker is down: the watchdog will retry
         logger.exception("could not enqueue task %s; the watchdog will re-enqueue it", task_id)
         return False
@@ -56,7 +56,7 @@ def signed_message(task_id: str, task_type: str) -> str:
     """The signed django-q2 package that runs ``task_id``, exactly as ``async_task`` builds it."""
     keep = _KeepMessage()
     q_options = {**_options(task_id, timeout_of(task_type)), "broker": keep}
-    async_task(WORKER_ENTRY, task_id, q_options=q_options)
+    async_task(WORKER_ENTRY, task_id, task_type, q_options=q_options)
     return keep.pack
 
 

@@ -175,6 +175,15 @@ def timeout_of(task_type: str) -> int:
     return job.timeout_seconds if job is not None else 60
 
 
+def types_within_timeout_of(task_type: str | None) -> list[str]:
+    """The registered types whose runs django-q2's time limit for a message of ``task_type``
+    covers (their timeout is not longer): the types a worker may run in its stead."""
+    if task_type is None:
+        return []
+    limit = timeout_of(task_type)
+    return [name for name, job in _REGISTRY.items() if job.timeout_seconds <= limit]
+
+
 def job_types() -> list[JobType]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 

@@ -26,7 +26,7 @@ from tasks.runtime import resources
 from tasks.runtime.context import TaskContext
 from tasks.runtime.errors import Cancelled, ClaimLost, JobError, Paused, TimedOut
 from tasks.runtime.files import remove_task_files
-from tasks.runtime.registry import get_job_type
+from tasks.runtime.registry import get_job_type, types_within_timeout_of
 from tasks.states import ErrorCategory, TaskStatus
 
 logger = logging.getLogger("taskcenter.worker")
@@ -40,15 +40,17 @@ def worker_name() -> str:
     return f"{_HOST}:{os.getpid()}"
 
 
-def run_task(task_id: str) -> str:
-    """Run one task to its end (or to its interruption). Returns what happened, for django-q2."""
+def run_task(task_id: str, task_type: str | None = None) -> str:
+    """Run one task to its end (or to its interruption): the one the message names, or a due task
+    of higher priority that the message's time limit covers (``task_type``: the named task's
+    type). Returns what happened, for django-q2."""
     try:
         task_id = uuid.UUID(str(task_id))
     except ValueError:  # a malformed id in a message: nothing to run
         logger.warning("ignoring message for malformed task id %r", task_id)
         return "ignored"
     execution_id = uuid.uuid4()
-    task = store.claim(task_id, execution_id, worker_name())
+    task = store.claim(task_id, execution_id, worker_name(), swap_types=types_within_timeout_of(task_type))
     if task is None:
         # A duplicate delivery, an early one of a delayed retry, a task that moved on or is gone.
         return "not claimable" if Task.objects.filter(pk=task_id).exists() else "gone"
