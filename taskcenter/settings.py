@@ -352,6 +352,10 @@ else:
     # The ORM broker with the tasks table as the queue of tasks (tasks/runtime/broker.py).
     Q_CLUSTER["broker_class"] = "tasks.runtime.broker.TaskTableBroker"
 
+# Django's Tasks API (django.tasks; the django-tasks backport on Django 5.2): @task functions run
+# as taskcenter tasks (taskcenter/tasks_backend.py).
+TASKS = {"default": {"BACKEND": "taskcenter.tasks_backend.TaskcenterBackend"}}
+
 # --- taskcenter runtime -----------------------------------------------------------------------
 
 #: A processing task whose heartbeat is older than this many seconds is considered lost.
