@@ -134,3 +134,23 @@ def test_an_unknown_result_id_does_not_exist(db):
     canary = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
     with pytest.raises(TaskResultDoesNotExist):  # a task, but not of a @task function
         default_task_backend.get_result(str(canary.pk))
+
+
+@pytest.mark.worker
+def test_tasks_enqueued_here_run_on_the_cluster(cluster):
+    from tests.cluster import wait_for
+
+    def finished(result):
+        result.refresh()
+        return result.is_finished
+
+    summed = sample_tasks.add.enqueue(2, 3)
+    failing = sample_tasks.divide.enqueue(1, 0)
+    asked = timezone.now() + timedelta(seconds=3)
+    deferred = sample_tasks.count.using(priority=5, run_after=asked).enqueue(up_to=10)
+    for result in (summed, failing, deferred):
+        wait_for(lambda result=result: finished(result), timeout=30, message=f"{result.task.name} to finish")
+    assert summed.status == TaskResultStatus.SUCCESSFUL and summed.return_value == 5
+    assert failing.status == TaskResultStatus.FAILED and failing.errors[0].exception_class is ZeroDivisionError
+    assert deferred.status == TaskResultStatus.SUCCESSFUL and deferred.started_at >= asked
+    assert Task.objects.get(pk=deferred.id).priority == 5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import random
 import threading
 from collections.abc import Callable
@@ -166,6 +168,17 @@ def get_job_type(name: str) -> JobType:
         raise InvalidInput(
             f"unknown task type {name!r}", errors={"task_type": [f"Unknown task type {name!r}; known: {known}."]}
         ) from None
+
+
+def load_job_type(name: str) -> JobType:
+    """:func:`get_job_type`, first importing the module a dotted ``name`` names when no type of
+    that name is registered yet: a Django ``@task`` function's type is registered when its module
+    is imported, and a worker runs functions of modules it has not imported."""
+    if name not in _REGISTRY and "." in name:
+        module_path, _, attribute = name.rpartition(".")
+        with contextlib.suppress(ImportError):
+            getattr(importlib.import_module(module_path), attribute, None)
+    return get_job_type(name)
 
 
 def timeout_of(task_type: str) -> int:

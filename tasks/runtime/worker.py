@@ -26,7 +26,7 @@ from tasks.runtime import resources
 from tasks.runtime.context import TaskContext
 from tasks.runtime.errors import Cancelled, ClaimLost, JobError, Paused, TimedOut
 from tasks.runtime.files import remove_task_files
-from tasks.runtime.registry import get_job_type, types_within_timeout_of
+from tasks.runtime.registry import load_job_type, types_within_timeout_of
 from tasks.states import ErrorCategory, TaskStatus
 
 logger = logging.getLogger("taskcenter.worker")
@@ -56,7 +56,7 @@ def run_task(task_id: str, task_type: str | None = None) -> str:
         return "not claimable" if Task.objects.filter(pk=task_id).exists() else "gone"
     resources.count_task()  # claimed: a run, whatever its outcome (duplicates and refusals are not)
     try:
-        job = get_job_type(task.task_type)
+        job = load_job_type(task.task_type)
     except InvalidInput:  # a type that was unregistered since the task was created
         _fail(task.pk, execution_id, None, ErrorCategory.CONFIG, f"unknown task type {task.task_type!r}", "")
         return "failed"
