@@ -82,7 +82,8 @@ UPDATE tasks_task SET
     heartbeat_at = %(now)s, started_at = COALESCE(started_at, %(now)s), next_attempt_at = NULL,
     error_message = '', error_category = NULL, updated_at = %(now)s
 WHERE id = COALESCE((
-        SELECT better.id FROM tasks_task AS better
+        -- INDEXED BY: SQLite's planner would rather sort every pending task by another index.
+        SELECT better.id FROM tasks_task AS better INDEXED BY task_queue_idx
         WHERE better.status = 'pending' AND better.execution_id IS NULL
             AND better.enqueued_at IS NOT NULL
             AND (better.next_attempt_at IS NULL OR better.next_attempt_at <= %(now)s)
@@ -203,10 +204,16 @@ SELECT %(task_id)s, line."timestamp", line.level, line.message, line.data::jsonb
 FROM jsonb_to_recordset(%(logs)s::jsonb)
     AS line("timestamp" timestamptz, level smallint, message text, data text);
 
--- name: due_tasks
+-- name: due_tasks (sqlite)
 -- The pusher's read of the queue: the first %(limit)s tasks that are pending, handed over, due
 -- and held by no execution, highest priority first, then the oldest (id, row version, type), as
--- the database returns them.
+-- the database returns them. (INDEXED BY: as in claim_task.)
+SELECT id, updated_at, task_type FROM tasks_task INDEXED BY task_queue_idx
+WHERE status = 'pending' AND execution_id IS NULL AND enqueued_at IS NOT NULL
+    AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+ORDER BY priority DESC, created_at LIMIT %(limit)s;
+
+-- name: due_tasks (postgresql)
 SELECT id, updated_at, task_type FROM tasks_task
 WHERE status = 'pending' AND execution_id IS NULL AND enqueued_at IS NOT NULL
     AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
