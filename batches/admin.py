@@ -22,7 +22,15 @@ from tasks.admin_helpers import (
     run_bulk_action,
     status_badge,
 )
-from tasks.states import Trigger
+from tasks.states import PRIORITY_MAX, PRIORITY_MIN, Trigger
+
+
+class StartForm(forms.Form):
+    """The batch page's start button's options; a run_after without a time zone is in the
+    admin's time zone, as every time the admin shows."""
+
+    priority = forms.IntegerField(min_value=PRIORITY_MIN, max_value=PRIORITY_MAX, required=False)
+    run_after = forms.DateTimeField(required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
 
 
 class BatchForm(forms.ModelForm):
@@ -136,8 +144,19 @@ class BatchAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
         if not self.has_start_permission(request):
             raise PermissionDenied
         batch = get_object_or_404(Batch, pk=object_pk_or_404(self.opts, object_id))
+        form = StartForm(request.POST)
+        if not form.is_valid():
+            for field, errors in form.errors.items():
+                self.message_user(request, f"{field}: {' '.join(errors)}", messages.ERROR)
+            return redirect("admin:batches_batch_change", batch.pk)
         try:
-            task = batch_start(actor=Actor.from_request(request), batch_code=batch.batch_code, trigger=Trigger.MANUAL)
+            task = batch_start(
+                actor=Actor.from_request(request),
+                batch_code=batch.batch_code,
+                trigger=Trigger.MANUAL,
+                priority=form.cleaned_data["priority"] or 0,
+                run_after=form.cleaned_data["run_after"],
+            )
         except ServiceError as exc:
             self.message_user(request, exc.message, messages.ERROR)
         else:

@@ -151,8 +151,11 @@ def _refuse_to_delete_while_active(batch: Batch, deleted: int) -> None:
         raise Conflict(f"batch {batch.batch_code} has an active task; cancel it before deleting{already}")
 
 
-def batch_start(*, actor: Actor, batch_code: str, trigger: str = Trigger.API) -> Task:
-    """Create and enqueue a ``statistics`` task for the batch, with its config snapshotted.
+def batch_start(
+    *, actor: Actor, batch_code: str, trigger: str = Trigger.API, priority: int = 0, run_after=None
+) -> Task:
+    """Create and enqueue a ``statistics`` task for the batch, with its config snapshotted (and
+    ``priority``, ``run_after`` as :func:`tasks.services.task_create` takes them).
 
     :class:`Conflict` when the batch already has an active task.
     """
@@ -166,6 +169,8 @@ def batch_start(*, actor: Actor, batch_code: str, trigger: str = Trigger.API) ->
             batch=batch,
             trigger=trigger,
             check_permission=False,  # start_task was checked above; add_task is not needed
+            priority=priority,
+            run_after=run_after,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 
 import pytest
 from django.contrib.messages import get_messages
@@ -284,6 +285,24 @@ def test_batch_page_has_a_start_button_for_operators_only(operator, viewer):
     assert viewer_page.status_code == 200 and 'id="tc-start-batch"' not in viewer_page.content.decode()
     assert login(viewer).post(f"{BATCHES}{batch.pk}/start/").status_code == 403
     assert Task.objects.filter(batch=batch).count() == 1
+
+
+def test_a_batch_started_from_its_page_takes_a_priority_and_a_start_time(operator, settings):
+    from zoneinfo import ZoneInfo
+
+    batch = batch_create(actor=SYSTEM, batch_code="LATER", data_source="student_assessments", config=CONFIG)
+    refused = login(operator).post(f"{BATCHES}{batch.pk}/start/", {"priority": "500"}, follow=True)
+    assert messages_of(refused)[0].startswith("priority: ")
+    assert not Task.objects.filter(batch=batch).exists()
+    started = login(operator).post(
+        f"{BATCHES}{batch.pk}/start/", {"priority": "9", "run_after": "2030-01-02T03:04"}, follow=True
+    )
+    assert messages_of(started)[0].startswith("Started task ")
+    task = Task.objects.get(batch=batch)
+    # Typed in the admin's time zone, as every time the admin shows.
+    assert (task.priority, task.run_after) == (9, datetime(2030, 1, 2, 3, 4, tzinfo=ZoneInfo(settings.TIME_ZONE)))
+    page = login(operator).get(f"/admin/tasks/task/{task.pk}/change/").content.decode()
+    assert "2030" in page
 
 
 def test_task_page_pages_and_filters_logs_by_level(admin_client):
