@@ -12,7 +12,7 @@ private to it and may change without notice. The guide is ``docs/jobs.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from rest_framework import serializers
@@ -26,7 +26,7 @@ __all__ = ["ConfigurationError", "DataError", "JobContext", "RetryableError", "j
 def job(
     name: str,
     *,
-    stages: list[tuple[str, float]],
+    stages: Sequence[tuple[str, float]],
     params: type[serializers.Serializer] | None = None,
     description: str = "",
     timeout_seconds: int = 3600,
