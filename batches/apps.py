@@ -8,8 +8,8 @@ class BatchesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Registers the data source and the job types.
-        from batches import assessments, jobs  # noqa: F401
+        # Registers the data source (its job types are found by the tasks app with every app's).
+        from batches import assessments  # noqa: F401
         from batches.services import batch_task_create, refuse_retry_while_batch_busy
         from tasks.runtime.registry import register_owner, register_requeue_rule
 

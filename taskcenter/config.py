@@ -75,6 +75,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_packages(name: str) -> list[str]:
+    """A comma-separated list of importable package names (``shop_reports,acme.jobs``)."""
+    packages = env_list(name, [])
+    for package in packages:
+        if not all(part.isidentifier() for part in package.split(".")):
+            raise ConfigError(f"{name}: {package!r} is not a Python package name")
+    return packages
+
+
 def env_networks(name: str, default: list[str]) -> list[str]:
     """A comma-separated list of CIDRs (``10.0.0.0/8,::1/128``); a malformed one stops start-up."""
     networks = env_list(name, default)
@@ -165,7 +174,7 @@ def parse_redis_url(url: str) -> dict:
     return {"url": url}
 
 
-def exit_on_config_error(exc: ConfigError) -> None:
-    """Print one clear line and stop: the operator needs the reason, not a traceback."""
+def exit_on_config_error(exc: ConfigError, *, status: int = 2) -> None:
+    """Print one clear line and stop with ``status``: the operator needs the reason, not a traceback."""
     sys.stderr.write(f"taskcenter: configuration error: {exc}\n")
-    raise SystemExit(2)
+    raise SystemExit(status)

@@ -16,6 +16,7 @@ from taskcenter.config import (
     env_int,
     env_list,
     env_networks,
+    env_packages,
     env_str,
     parse_database_url,
     parse_redis_url,
@@ -40,6 +41,10 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+#: Plug-in apps: importable packages (comma-separated), installed after taskcenter's own apps with
+#: their models and migrations; each one's ``jobs`` module registers its job types (docs/jobs.md).
+TASKCENTER_PLUGINS = env_packages("TASKCENTER_PLUGINS")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -56,6 +61,7 @@ INSTALLED_APPS = [
     "axes",
     "tasks.apps.TasksConfig",
     "batches.apps.BatchesConfig",
+    *TASKCENTER_PLUGINS,
 ]
 
 MIDDLEWARE = [

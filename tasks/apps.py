@@ -8,12 +8,16 @@ class TasksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Registers the built-in job types.
         from django.db.models.signals import post_delete
         from django_q.signals import post_spawn
 
-        from tasks import checks, jobs  # noqa: F401
+        from taskcenter.plugins import import_jobs_modules
+        from tasks import checks  # noqa: F401
         from tasks.runtime.resources import start_sampler
+
+        # Every installed app's job types (this app's, the batches', the plug-ins'), in every web,
+        # worker and management process.
+        import_jobs_modules()
 
         # Each django-q2 worker process reports its CPU, memory and task rate.
         post_spawn.connect(start_sampler, dispatch_uid="taskcenter-resources")
