@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
+import logging
 import random
 import threading
 from collections.abc import Callable
@@ -13,6 +13,8 @@ from django.conf import settings
 from rest_framework import serializers
 
 from taskcenter.errors import InvalidInput
+
+logger = logging.getLogger(__name__)
 
 _VALIDATORS = threading.local()
 
@@ -176,8 +178,10 @@ def load_job_type(name: str) -> JobType:
     is imported, and a worker runs functions of modules it has not imported."""
     if name not in _REGISTRY and "." in name:
         module_path, _, attribute = name.rpartition(".")
-        with contextlib.suppress(ImportError):
+        try:
             getattr(importlib.import_module(module_path), attribute, None)
+        except Exception:  # whatever the module raises, the type stays unknown: a config failure
+            logger.warning("could not import %s for task type %r", module_path, name, exc_info=True)
     return get_job_type(name)
 
 
