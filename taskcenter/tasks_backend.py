@@ -29,7 +29,7 @@ try:
     from django.tasks.base import TaskError
     from django.tasks.exceptions import TaskResultDoesNotExist
     from django.tasks.signals import task_enqueued, task_finished, task_started
-    from django.tasks.utils import normalize_json
+    from django.utils.json import normalize_json
 except ImportError:  # Django 5.2
     from django_tasks import TaskContext, TaskResult, TaskResultStatus
     from django_tasks.backends.base import BaseTaskBackend
