@@ -2,8 +2,11 @@
 """The two set-up commands (README.md): ``python3 dev.py run`` and ``python3 dev.py test``; and
 ``python3 dev.py manage <command>`` for a management command against the local installation.
 
-Needs only python3 (3.11+) with venv and pip. Creates ``.venv``, installs the requirements when
-they changed, then runs the service (web + django-q2 cluster) or the test suite.
+Needs only python3 (3.11+) with venv and pip. Creates ``.venv`` (a Python of another version than
+the one that made it gets its own: ``.venv-3.12`` for ``python3.12 dev.py …``), installs the
+requirements when they changed, then runs the service (web + django-q2 cluster) or the test suite.
+The Django installed is the newest that the Python running dev.py admits (requirements.txt): 5.2
+LTS on Python 3.11, 6.1 on 3.12 and newer.
 """
 
 from __future__ import annotations
@@ -21,8 +24,24 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
 VAR = Path(os.environ.get("TASKCENTER_VAR_DIR") or ROOT / "var")
+
+
+def venv_dir() -> Path:
+    """``.venv``, unless a Python of another version made it: then ``.venv-<major>.<minor>``. Each
+    interpreter version keeps its own virtualenv, as each installs its own Django
+    (requirements.txt): CI runs the suite with ``python3`` and again with ``python3.12``."""
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    config = ROOT / ".venv" / "pyvenv.cfg"
+    lines = config.read_text().splitlines() if config.exists() else []
+    # "version = 3.11.7" (venv's), or "version_info = 3.11.7.final.0" (virtualenv's, uv's)
+    made_by = [line.split("=", 1)[1].strip() for line in lines if line.startswith("version")]
+    if made_by and not made_by[0].startswith(f"{version}."):
+        return ROOT / f".venv-{version}"
+    return ROOT / ".venv"
+
+
+VENV = venv_dir()
 PY = VENV / "bin" / "python"
 
 

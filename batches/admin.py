@@ -200,11 +200,6 @@ class BatchAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         self.delete_batches(request, queryset)
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # it would bypass the services: see delete_batches
-        return actions
-
     def has_start_permission(self, request):
         return request.user.has_perm("tasks.start_task")
 

@@ -198,11 +198,6 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
     def has_retry_permission(self, request):
         return request.user.has_perm("tasks.retry_task")
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # it would bypass the services: see delete_tasks
-        return actions
-
     # --- actions ------------------------------------------------------------------------------
 
     @admin.action(description=_("Cancel selected tasks"), permissions=["cancel"])

@@ -70,7 +70,17 @@ class ServiceDeleteMixin:
     object's Delete page becomes an error message on the object's page, not a server error.
     Django's delete view runs in a transaction, so its log entry is rolled back with everything
     else: nothing was deleted, and nothing says it was. The confirmation page counts what goes
-    along instead of listing it (:func:`deletion_summary`)."""
+    along instead of listing it (:func:`deletion_summary`). Django's "delete selected" action is
+    not offered: it deletes the queryset without the service (the admin's own delete action and
+    ``delete_queryset`` go through it)."""
+
+    def get_actions(self, request, action_location=None):
+        # Django 6.1 asks for the actions of each place (the change list, the change form) and
+        # warns about an override without ``action_location``; Django 5.2 has no such argument.
+        where = () if action_location is None else (action_location,)
+        actions = super().get_actions(request, *where)
+        actions.pop("delete_selected", None)
+        return actions
 
     def get_deleted_objects(self, objs, request):
         return deletion_summary(self, request, objs)
