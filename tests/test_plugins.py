@@ -113,6 +113,16 @@ PLUGIN_FILES = {
                 ctx.progress(n + 1, steps)
             ctx.stage("report")
             return {"counted": steps, "resumed_from": start}
+
+        try:
+            from django.tasks import task
+        except ImportError:  # Django 5.2: the django-tasks backport
+            from django_tasks import task
+
+        @task
+        def add(a, b):
+            \"\"\"Adds two numbers.\"\"\"
+            return a + b
         """,
 }
 
@@ -241,6 +251,25 @@ def released(task_id: str) -> bool:
 
 
 # --- a plug-in's job type in the running service ---------------------------------------------
+
+
+@pytest.mark.worker
+def test_a_plugins_django_task_enqueued_from_another_process_runs_on_the_cluster(plugin, served, plugins_dir):
+    types = {item["name"] for item in plugin("get", "/api/v1/task-types")[1]["data"]}
+    assert {TYPE, f"{PLUGIN}.jobs.add"} <= types
+    env = {"DATABASE_URL": database_url(), **plugin_env(plugins_dir)}
+    enqueued = manage("shell", "-c", f"from {PLUGIN}.jobs import add; print(add.enqueue(2, 3).id)", env=env)
+    assert enqueued.returncode == 0, enqueued.stdout + enqueued.stderr
+    result_id = enqueued.stdout.strip().splitlines()[-1]
+    task = plugin.wait_status(result_id, "completed")
+    assert (task["task_type"], task["trigger"], task["result"]) == (
+        f"{PLUGIN}.jobs.add",
+        "enqueue",
+        {"return_value": 5},
+    )
+    code = f"from {PLUGIN}.jobs import add; r = add.get_result({result_id!r}); print(r.status, r.return_value)"
+    read = manage("shell", "-c", code, env=env)
+    assert read.stdout.strip().splitlines()[-1] == "SUCCESSFUL 5", read.stdout + read.stderr
 
 
 @pytest.mark.worker
