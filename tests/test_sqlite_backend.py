@@ -170,11 +170,11 @@ def test_the_wal_starts_over_while_writers_never_pause(sqlite_db, monkeypatch, r
     assert watched[0] > 0
     assert connections[alias].cursor().execute("SELECT count(*) FROM t").fetchone() == (6000,)
     # 6,000 commits of about three pages each: some 75 MB of WAL when it never starts over; with
-    # restarts it holds only what was written between two of them, far below the bound even on a
-    # loaded machine.
+    # restarts it holds only what was written between two of them: about half of that at most on
+    # a loaded machine (32 MB seen in a CI run; 30 MB was too tight a bound).
     size = _wal_size(path)
     if bounded:
-        assert size < 30_000_000
+        assert size < 40_000_000
         assert backend._checkpointers[str(path)].restarts >= 1
     else:
         assert size > 50_000_000
