@@ -12,17 +12,9 @@ from tasks.actors import SYSTEM
 from tasks.models import AuditLog, Task, TaskLog
 from tasks.runtime.worker import run_task
 from tasks.services import task_cancel, task_create
-from tests.api_helpers import client_for, envelope_of
+from tests.api_helpers import SEED_000_BATCH, client_for, envelope_of
 
-EXAMPLE_BATCH = {
-    "batch_code": "BATCH_2025_001",
-    "description": "2025年第一批统计任务",
-    "data_source": "student_assessments",
-    "config": {
-        "include_dimensions": ["academic", "non_academic"],
-        "calculation_types": ["descriptive", "correlation"],
-    },
-}
+EXAMPLE_BATCH = SEED_000_BATCH
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from batches.assessments import generate
+from tests.api_helpers import SEED_000_BATCH
 from tests.cluster import wait_for
 
 pytestmark = pytest.mark.worker
@@ -35,15 +36,6 @@ CLIENTS = Path(__file__).resolve().parent / "clients"
 PACKAGE = "taskcenter_client"
 BIN = Path(sys.executable).parent
 
-SEED_000_BATCH = {
-    "batch_code": "BATCH_2025_001",
-    "description": "2025年第一批统计任务",
-    "data_source": "student_assessments",
-    "config": {
-        "include_dimensions": ["academic", "non_academic"],
-        "calculation_types": ["descriptive", "correlation"],
-    },
-}
 STAGES_COMPLETED = [
     ("data_loading", "completed", 100.0),
     ("statistical_calculation", "completed", 100.0),

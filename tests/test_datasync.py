@@ -23,9 +23,9 @@ from rest_framework.authtoken.models import Token
 from taskcenter.jobs.testing import run_job
 from tasks.models import Task
 from tasks.runtime import registry
-from tests.cluster import ROOT, Cluster, WebServer, database_url, wait_for
+from tests.cluster import ROOT, wait_for
 from tests.conftest import _user, stop_all_tasks
-from tests.test_plugins import Clusters, Http, manage, released
+from tests.test_plugins import Http, released, serving
 
 EXAMPLES = ROOT / "examples"
 TYPE = "datasync.full_sync"
@@ -57,18 +57,10 @@ def served(qcluster_session, django_db_blocker, tmp_path_factory):
     """gunicorn and a cluster with the plug-in (the suite's own cluster halted meanwhile)."""
     path = os.pathsep.join(filter(None, [str(EXAMPLES), os.environ.get("PYTHONPATH")]))
     env = {"PYTHONPATH": path, "TASKCENTER_PLUGINS": "datasync"}
-    with django_db_blocker.unblock():
-        migrated = manage("migrate", "--noinput", env={"DATABASE_URL": database_url(), **env})
-        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-        web = WebServer(tmp_path_factory.mktemp("datasync-web"), extra_env=env).start()
-        clusters = Clusters(qcluster_session, Cluster(tmp_path_factory.mktemp("datasync-cluster"), extra_env=env))
-    yield web, clusters
-    web.stop()
-    with django_db_blocker.unblock():
-        clusters.plugin.stop()
-        clusters.run(clusters.session)
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {TARGET}")
+    with serving(env, qcluster_session, django_db_blocker, tmp_path_factory) as service:
+        yield service
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {TARGET}")
 
 
 def run_sync_permission() -> Permission:

@@ -8,6 +8,7 @@ as a configuration error and nothing else breaks. The testing helper runs in-pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -181,20 +182,28 @@ class Clusters:
         return which
 
 
-@pytest.fixture(scope="module")
-def served(plugins_dir, qcluster_session, django_db_blocker, tmp_path_factory):
-    """gunicorn with the plug-in, its model migrated into the test database, and the clusters."""
-    env = plugin_env(plugins_dir)
+@contextlib.contextmanager
+def serving(env: dict, qcluster_session, django_db_blocker, tmp_path_factory):
+    """gunicorn with the plug-ins ``env`` names, their models migrated into the test database,
+    and the clusters (the plug-ins' one and the suite's own, one at a time)."""
     with django_db_blocker.unblock():
         migrated = manage("migrate", "--noinput", env={"DATABASE_URL": database_url(), **env})
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
         web = WebServer(tmp_path_factory.mktemp("plugin-web"), extra_env=env).start()
         clusters = Clusters(qcluster_session, Cluster(tmp_path_factory.mktemp("plugin-cluster"), extra_env=env))
-    yield web, clusters
-    web.stop()
-    with django_db_blocker.unblock():
-        clusters.plugin.stop()
-        clusters.run(clusters.session)
+    try:
+        yield web, clusters
+    finally:
+        web.stop()
+        with django_db_blocker.unblock():
+            clusters.plugin.stop()
+            clusters.run(clusters.session)
+
+
+@pytest.fixture(scope="module")
+def served(plugins_dir, qcluster_session, django_db_blocker, tmp_path_factory):
+    with serving(plugin_env(plugins_dir), qcluster_session, django_db_blocker, tmp_path_factory) as service:
+        yield service
 
 
 class Http:

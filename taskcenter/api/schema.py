@@ -33,22 +33,36 @@ READ_ONLY_ERRORS = {"400", "401", "403", "404", "405", "406", "429"}
 NO_NUL = "^[^\\u0000]*$"
 REF = "#/components/schemas/"
 
-ERROR_ENVELOPE = {
-    "type": "object",
-    "description": "Every 4xx answer. `errors` (400 only) names each bad field with its messages.",
-    "required": ["success", "code", "message", "data"],
-    "properties": {
-        "success": {"type": "boolean", "const": False},
-        "code": {"type": "integer", "minimum": 400, "maximum": 599, "description": "The HTTP status."},
-        "message": {"type": "string"},
-        "data": {"type": "null"},
-        "errors": {
-            "type": "object",
-            "description": "400 only: field (dotted for nested fields) → messages.",
-            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+
+def _envelope_schema(*, success: bool, codes: tuple[int, int], data: dict, description: str = "", **extra) -> dict:
+    """The envelope {success, code, message, data} (and ``extra`` optional properties)."""
+    schema = {
+        "type": "object",
+        "required": ["success", "code", "message", "data"],
+        "properties": {
+            "success": {"type": "boolean", "const": success},
+            "code": {"type": "integer", "minimum": codes[0], "maximum": codes[1], "description": "The HTTP status."},
+            "message": {"type": "string"},
+            "data": data,
+            **extra,
         },
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+ERROR_ENVELOPE = _envelope_schema(
+    success=False,
+    codes=(400, 599),
+    data={"type": "null"},
+    description="Every 4xx answer. `errors` (400 only) names each bad field with its messages.",
+    errors={
+        "type": "object",
+        "description": "400 only: field (dotted for nested fields) → messages.",
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
     },
-}
+)
 
 #: The operations whose answer carries a new object's id, and the operations that take that id.
 LINKS = {
@@ -256,19 +270,7 @@ def _envelope(schemas: dict, data: dict | None) -> dict:
         name = data["items"]["$ref"].removeprefix(REF) + "ListEnvelope"
     else:
         raise ValueError(f"a 2xx answer's data must be a named component, not {data}")
-    schemas.setdefault(
-        name,
-        {
-            "type": "object",
-            "required": ["success", "code", "message", "data"],
-            "properties": {
-                "success": {"type": "boolean", "const": True},
-                "code": {"type": "integer", "minimum": 200, "maximum": 299, "description": "The HTTP status."},
-                "message": {"type": "string"},
-                "data": data,
-            },
-        },
-    )
+    schemas.setdefault(name, _envelope_schema(success=True, codes=(200, 299), data=data))
     return {"$ref": REF + name}
 
 
