@@ -154,3 +154,21 @@ def test_tasks_enqueued_here_run_on_the_cluster(cluster):
     assert failing.status == TaskResultStatus.FAILED and failing.errors[0].exception_class is ZeroDivisionError
     assert deferred.status == TaskResultStatus.SUCCESSFUL and deferred.started_at >= asked
     assert Task.objects.get(pk=deferred.id).priority == 5
+
+
+def test_aenqueue_and_aget_result_work_from_async_code(transactional_db):
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    async def enqueue_and_read():
+        result = await sample_tasks.add.aenqueue(4, 5)
+        read = await sample_tasks.add.aget_result(result.id)
+        await sync_to_async(connections.close_all)()  # the connection of the thread they ran in
+        return result.id, read
+
+    result_id, read = asyncio.run(enqueue_and_read())
+    assert read.id == result_id and read.status == TaskResultStatus.READY
+    assert run_task(result_id) == "completed"
+    assert sample_tasks.add.get_result(result_id).return_value == 9
