@@ -1,11 +1,11 @@
-"""Helpers for API tests: seed 000's batch, clients per role and envelope assertions."""
+"""Helpers for API tests: the example batch, clients per role and envelope assertions."""
 
 from __future__ import annotations
 
 from rest_framework.test import APIClient
 
-#: Seed 000's batch, exactly as its example creates it.
-SEED_000_BATCH = {
+#: The statistics batch the API's first example creates, exactly.
+EXAMPLE_BATCH = {
     "batch_code": "BATCH_2025_001",
     "description": "2025年第一批统计任务",
     "data_source": "student_assessments",

@@ -12,9 +12,7 @@ from tasks.actors import SYSTEM
 from tasks.models import AuditLog, Task, TaskLog
 from tasks.runtime.worker import run_task
 from tasks.services import task_cancel, task_create
-from tests.api_helpers import SEED_000_BATCH, client_for, envelope_of
-
-EXAMPLE_BATCH = SEED_000_BATCH
+from tests.api_helpers import EXAMPLE_BATCH, client_for, envelope_of
 
 
 @pytest.fixture

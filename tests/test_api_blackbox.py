@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 
 from batches.assessments import generate
 from tests.api_contract import ApiContract
-from tests.api_helpers import SEED_000_BATCH
+from tests.api_helpers import EXAMPLE_BATCH
 from tests.cluster import WebServer, wait_for
 
 pytestmark = pytest.mark.worker
@@ -106,7 +106,7 @@ def busy_workers(http, cluster) -> list[str]:
 
 
 def test_a_batch_lifecycle_through_the_running_service(http, cluster):
-    batch = SEED_000_BATCH
+    batch = EXAMPLE_BATCH
     sources = http("get", "/api/v1/data-sources")[1]["data"]
     assert "student_assessments" in [source["name"] for source in sources]
     assert http("post", "/api/v1/statistics/batches", batch)[0] == 201

@@ -1,7 +1,8 @@
 """Clients generated from the OpenAPI document work: the document the running service serves is
 turned into a Python client (openapi-python-client) and into TypeScript types (openapi-typescript,
-used through openapi-fetch), each without a generator warning, and each runs seed 000's flow
-against gunicorn and a real qcluster. How to generate them: docs/api.md#generating-a-client."""
+used through openapi-fetch), each without a generator warning, and each runs the statistics flow
+(create a batch, start it, poll, results) against gunicorn and a real qcluster. How to generate
+them: docs/api.md#generating-a-client."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from batches.assessments import generate
-from tests.api_helpers import SEED_000_BATCH
+from tests.api_helpers import EXAMPLE_BATCH
 from tests.cluster import wait_for
 
 pytestmark = pytest.mark.worker
@@ -162,7 +163,7 @@ def test_python_client_generates_without_a_warning_and_every_module_imports(pyth
     assert not dropped, f"schemas the generator made no model of: {dropped}"
 
 
-def test_python_client_runs_seed_000s_flow(python_client, service):
+def test_python_client_runs_the_statistics_flow(python_client, service):
     from taskcenter_client import AuthenticatedClient
     from taskcenter_client.api.batches import create_batch, get_batch_results
     from taskcenter_client.api.statistics_tasks import get_task_progress, get_task_status, start_batch_task
@@ -201,7 +202,7 @@ def test_python_client_runs_seed_000s_flow(python_client, service):
         data_source=DataSourceName.STUDENT_ASSESSMENTS,
         config=config,
     )
-    assert body.to_dict() == SEED_000_BATCH
+    assert body.to_dict() == EXAMPLE_BATCH
 
     with AuthenticatedClient(base_url=url, token=token, prefix="Token", raise_on_unexpected_status=True) as client:
         created = create_batch.sync(client=client, body=body)

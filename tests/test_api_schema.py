@@ -439,18 +439,8 @@ OPTIONAL = {
 }
 
 
-def _refs(node):
-    if isinstance(node, dict):
-        if "$ref" in node:
-            yield node["$ref"].removeprefix("#/components/schemas/")
-        for value in node.values():
-            yield from _refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _refs(value)
-
-
 def _walk(node):
+    """Every object in ``node``, nested ones included."""
     if isinstance(node, dict):
         yield node
         for value in node.values():
@@ -458,6 +448,13 @@ def _walk(node):
     elif isinstance(node, list):
         for value in node:
             yield from _walk(value)
+
+
+def _refs(node):
+    """The components ``node`` refers to."""
+    for found in _walk(node):
+        if "$ref" in found:
+            yield found["$ref"].removeprefix("#/components/schemas/")
 
 
 def test_answers_mark_what_is_always_sent_as_required_and_type_every_value(client):

@@ -209,12 +209,11 @@ class StatisticsResultSerializer(Answer):
     students = serializers.IntegerField()
     computed_at = serializers.DateTimeField()
     duration_seconds = serializers.FloatField()
-    descriptive = DescriptiveSerializer(required=False)
-    correlation = CorrelationSerializer(required=False)
-    distribution = serializers.DictField(child=HistogramSerializer(), required=False)
+    descriptive = DescriptiveSerializer()
+    correlation = CorrelationSerializer()
+    distribution = serializers.DictField(child=HistogramSerializer())
     group_comparison = serializers.DictField(
         child=serializers.DictField(child=serializers.DictField(child=GroupStatsSerializer())),
-        required=False,
         help_text="kind (school, grade) → label → indicator → {count, mean, std}.",
     )
 

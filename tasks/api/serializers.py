@@ -252,9 +252,7 @@ class TaskEventSerializer(Answer):
         ),
     )
     data = serializers.CharField(help_text="The event's JSON.")
-    id = serializers.CharField(
-        required=False, help_text="`log` events: the log line's id (send it back as Last-Event-ID)."
-    )
+    id = serializers.CharField(help_text="`log` events: the log line's id (send it back as Last-Event-ID).")
 
 
 class TaskIdsSerializer(StrictSerializer):

@@ -1,4 +1,4 @@
-// Seed 000's flow with the typed TypeScript client a frontend team would generate: types from
+// The statistics flow (create a batch, start it, poll, results) with the typed TypeScript client a frontend team would generate: types from
 // openapi-typescript (`api.d.ts`, generated from /api/schema/), requests through openapi-fetch.
 // No `any`, no `as`: what compiles here is what the schema promises. tests/test_api_clients.py
 // type-checks it with `tsc --strict --noEmit` and runs it against a live server.
@@ -7,8 +7,8 @@ import type { components, paths } from "./api";
 
 type Schemas = components["schemas"];
 
-/** Seed 000's create body, exactly. */
-export const seedBatch: Schemas["BatchCreateRequest"] = {
+/** The example batch's create body, exactly. */
+export const exampleBatch: Schemas["BatchCreateRequest"] = {
   batch_code: "BATCH_2025_001",
   description: "2025年第一批统计任务",
   data_source: "student_assessments",
@@ -21,7 +21,7 @@ export const seedBatch: Schemas["BatchCreateRequest"] = {
 // What the schema forbids does not compile: each line below is a type error. Should the schema
 // lose a type (say a body becomes `unknown`), tsc reports the @ts-expect-error as unused.
 // @ts-expect-error: an unknown data source is no DataSourceName
-export const unknownSource: Schemas["BatchCreateRequest"] = { ...seedBatch, data_source: "nowhere" };
+export const unknownSource: Schemas["BatchCreateRequest"] = { ...exampleBatch, data_source: "nowhere" };
 // @ts-expect-error: a canary's seconds are a number
 export const badCanary: Schemas["TaskCreateRequest"] = { task_type: "canary", params: { seconds: "30" } };
 // @ts-expect-error: a canary takes no data source
@@ -40,20 +40,20 @@ export interface FlowOutcome {
 }
 
 function check(condition: boolean, what: string): asserts condition {
-  if (!condition) throw new Error(`seed 000 flow: ${what}`);
+  if (!condition) throw new Error(`statistics flow: ${what}`);
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-export async function seed000Flow(baseUrl: string, token: string): Promise<FlowOutcome> {
+export async function statisticsFlow(baseUrl: string, token: string): Promise<FlowOutcome> {
   const client = createClient<paths>({
     baseUrl,
     headers: { Authorization: `Token ${token}` },
   });
 
-  const created = await client.POST("/api/v1/statistics/batches", { body: seedBatch });
+  const created = await client.POST("/api/v1/statistics/batches", { body: exampleBatch });
   check(created.data !== undefined, `createBatch: ${created.error?.message}`);
   const batch: Schemas["Batch"] = created.data.data;
   check(created.data.code === 201 && batch.batch_code === "BATCH_2025_001", "createBatch answers the batch");
@@ -111,7 +111,7 @@ export async function seed000Flow(baseUrl: string, token: string): Promise<FlowO
   check(page.total === 2 && page.page === 1, `listTasks by two statuses finds both tasks, not ${page.total}`);
 
   // A 400: the typed body cannot name an unknown data source; a malformed batch code it can.
-  const refused = await client.POST("/api/v1/statistics/batches", { body: { ...seedBatch, batch_code: "BATCH 1/2" } });
+  const refused = await client.POST("/api/v1/statistics/batches", { body: { ...exampleBatch, batch_code: "BATCH 1/2" } });
   check(refused.error !== undefined, "createBatch refuses a malformed batch code");
   const error: Schemas["ErrorEnvelope"] = refused.error;
   check(refused.response.status === 400 && error.code === 400 && !error.success, "a 400 envelope");

@@ -1,5 +1,5 @@
 // Runs flow.ts against a live server (tests/test_api_clients.py): TypeScript's own transpiler
-// strips the types (type-checking is tsc's job, done before), then seed000Flow runs with
+// strips the types (type-checking is tsc's job, done before), then statisticsFlow runs with
 // Node's fetch and its outcome is printed as JSON.
 //   TASKCENTER_URL=http://127.0.0.1:8000 TASKCENTER_TOKEN=<key> node run.mjs <dir>/flow.ts
 // <dir> holds api.d.ts and a node_modules (or is this folder).
@@ -13,5 +13,5 @@ const { outputText } = ts.transpileModule(readFileSync(source, "utf8"), {
 });
 const compiled = source.replace(/\.ts$/, ".mjs");
 writeFileSync(compiled, outputText);
-const { seed000Flow } = await import(pathToFileURL(compiled).href);
-console.log(JSON.stringify(await seed000Flow(process.env.TASKCENTER_URL, process.env.TASKCENTER_TOKEN)));
+const { statisticsFlow } = await import(pathToFileURL(compiled).href);
+console.log(JSON.stringify(await statisticsFlow(process.env.TASKCENTER_URL, process.env.TASKCENTER_TOKEN)));
