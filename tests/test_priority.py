@@ -101,7 +101,8 @@ def test_bad_priority_or_run_after_is_a_400_and_creates_nothing(manager, change,
 
 @pytest.mark.worker
 def test_with_both_workers_busy_a_later_urgent_task_starts_before_ten_waiting_ones(cluster):
-    busy = [canary({"seconds": 2, "steps": 20}) for _ in range(2)]
+    # The busy tasks end two seconds apart, so one worker frees up at a time and claim order is start order.
+    busy = [canary({"seconds": seconds, "steps": 20}) for seconds in (2, 4)]
     wait_for(lambda: Task.objects.filter(pk__in=[t.pk for t in busy], status="processing").count() == 2)
     waiting = [canary({"seconds": 0.05, "steps": 1}) for _ in range(10)]
     urgent = canary({"seconds": 0.05, "steps": 1}, priority=10)
