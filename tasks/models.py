@@ -5,13 +5,23 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext_lazy as _
 
 from tasks.fields import AppendOnlyIdField
-from tasks.states import PRIORITY_DEFAULT, ErrorCategory, LogLevel, StageStatus, TaskStatus, Trigger
+from tasks.states import (
+    MAX_CONCURRENCY_MAX,
+    MAX_CONCURRENCY_MIN,
+    PRIORITY_DEFAULT,
+    ErrorCategory,
+    LogLevel,
+    StageStatus,
+    TaskStatus,
+    Trigger,
+)
 
 
 class Task(models.Model):
@@ -112,6 +122,35 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_type} {self.id}"
+
+
+class TaskType(models.Model):
+    """Operators' controls over the queue of one task type. A type without a row is neither
+    paused nor limited; the claim reads these rows (tasks/queries.sql), so a change holds for
+    every cluster at its next claim and survives restarts."""
+
+    name = models.CharField(_("name"), max_length=64, primary_key=True)
+    #: No worker claims a new task of a paused type; running ones go on.
+    paused = models.BooleanField(_("paused"), default=False)
+    #: At most this many tasks of the type held by an execution at once, over every cluster
+    #: (None: no limit).
+    max_concurrency = models.PositiveIntegerField(
+        _("max concurrency"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(MAX_CONCURRENCY_MIN), MaxValueValidator(MAX_CONCURRENCY_MAX)],
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("task type")
+        verbose_name_plural = _("task types")
+        ordering = ["name"]
+        default_permissions = ()
+        permissions = [("manage_queue", _("Can pause task types and limit their concurrency"))]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class TaskStage(models.Model):

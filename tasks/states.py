@@ -85,6 +85,9 @@ USER_TRIGGERS: frozenset[str] = frozenset({Trigger.MANUAL, Trigger.API})
 #: A task's priority: workers claim the highest first, then the oldest.
 PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = -100, 100, 0
 
+#: A task type's concurrency limit, when it has one (operators set it at run time).
+MAX_CONCURRENCY_MIN, MAX_CONCURRENCY_MAX = 1, 1000
+
 
 class StageStatus(models.TextChoices):
     #: Not started yet.
