@@ -26,6 +26,8 @@ from tasks.states import (
     PRIORITY_DEFAULT,
     PRIORITY_MAX,
     PRIORITY_MIN,
+    RESUME_FROM,
+    RETRY_FROM,
     USER_TRIGGERS,
     TaskStatus,
     Trigger,
@@ -171,7 +173,7 @@ def task_resume(*, actor: Actor, task_id) -> str:
     _job_for(actor, task)
     # The execution_id stays: the paused execution clears it when it has saved its checkpoint,
     # and only then can the next execution claim the task (no step runs twice).
-    return store.requeue(task.pk, action="task.resume", actor=actor)
+    return store.requeue(task.pk, action="task.resume", actor=actor, sources=RESUME_FROM)
 
 
 def task_retry(*, actor: Actor, task_id) -> str:
@@ -186,6 +188,7 @@ def task_retry(*, actor: Actor, task_id) -> str:
             task.pk,
             action="task.retry",
             actor=actor,
+            sources=RETRY_FROM,
             fields={
                 "attempt": F("attempt") + 1,
                 # A user's retry is one more attempt even past the automatic budget.

@@ -35,6 +35,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 ACTIVE_STATUSES: frozenset[str] = frozenset({S.PENDING, S.PROCESSING, S.PAUSED})
 #: Statuses no worker will change any more without a user (or retry policy) acting.
 FINISHED_STATUSES: frozenset[str] = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
+#: Resume and retry both move a task to pending, each from its own statuses (the table allows
+#: their union): resume continues a paused task, retry runs a failed or cancelled one again.
+RESUME_FROM: frozenset[str] = frozenset({S.PAUSED})
+RETRY_FROM: frozenset[str] = frozenset({S.FAILED, S.CANCELLED})
 
 
 def allowed_from(target: str) -> frozenset[str]:

@@ -178,6 +178,7 @@ def transition(
     fields: dict | None = None,
     details: dict | None = None,
     assume: str | None = None,
+    sources: frozenset[str] | None = None,
 ) -> str:
     """Move task ``task_id`` to ``target`` atomically and audit it; return the previous status.
 
@@ -193,12 +194,17 @@ def transition(
     ``assume`` is the status the caller believes the task has (a worker knows it holds a
     processing task): the first compare-and-set is tried without reading the row first; the row
     is read only when that guess fails.
+
+    ``sources`` narrows the statuses the change applies from (resume: paused only, where the
+    table also allows failed → pending); from any other it is an :class:`IllegalTransition`.
     """
     task_id = parse_task_id(task_id)
     updates = dict(fields or {})
     updates["status"] = target
     updates["updated_at"] = timezone.now()
     guess = assume if assume is not None and is_legal(assume, target) else None
+    if sources is not None and guess not in sources:
+        guess = None  # refused only for the status read, not for a guess
     for _ in range(_CAS_ROUNDS):
         if guess is not None:
             current, guess, guessed = guess, None, True
@@ -213,6 +219,12 @@ def transition(
         if not is_legal(current, target):
             raise IllegalTransition(
                 f"task {task_id} cannot go from {current} to {target}", current=current, target=target
+            )
+        if sources is not None and current not in sources:
+            raise IllegalTransition(
+                f"task {task_id} is {current}; {action} applies to {' or '.join(sorted(sources))} tasks only",
+                current=current,
+                target=target,
             )
         guarded = Task.objects.filter(pk=task_id, status=current)
         if execution_id is not None:
@@ -349,10 +361,11 @@ def requeue(
     fields: dict | None = None,
     details: dict | None = None,
     delay: float | None = None,
+    sources: frozenset[str] | None = None,
 ) -> str:
     """Make a paused, failed or cancelled task pending again (resume, retry, automatic retry) and
     hand it over; with ``delay`` (seconds) it is not claimed before then. Returns the previous
-    status; errors as :func:`transition`."""
+    status; errors and ``sources`` as :func:`transition`."""
     now = timezone.now()
     previous = transition(
         task_id,
@@ -365,6 +378,7 @@ def requeue(
             "next_attempt_at": now + timedelta(seconds=delay) if delay is not None else None,
         },
         details=details,
+        sources=sources,
     )
     if delay is None:  # a delayed one is sent when due (the pusher or the watchdog)
         task_type = Task.objects.filter(pk=task_id).values_list("task_type", flat=True).first()

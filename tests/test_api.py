@@ -162,6 +162,23 @@ def test_paginated_list_newest_first_pause_resume_and_bulk_delete(api):
     assert not Task.objects.filter(pk=done.pk).exists()
 
 
+def test_resume_takes_only_a_paused_task_and_retry_only_a_failed_or_cancelled_one(api, make_task):
+    """Both make a task pending again, which the transition table allows from all three: resume
+    must not re-run a failed task without counting an attempt, nor retry a paused one."""
+    failed, paused = make_task("failed"), make_task("paused")
+    refused = envelope_of(api.post(f"/api/v1/tasks/{failed.pk}/resume"), 409)
+    assert refused["message"] == f"task {failed.pk} is failed; task.resume applies to paused tasks only"
+    envelope_of(api.post(f"/api/v1/tasks/{paused.pk}/retry"), 409)
+    assert list(
+        Task.objects.filter(pk__in=[failed.pk, paused.pk]).order_by("created_at").values_list("status", "attempt")
+    ) == [
+        ("failed", 1),
+        ("paused", 1),
+    ]
+    assert envelope_of(api.post(f"/api/v1/tasks/{failed.pk}/retry"), 200)["data"]["attempt"] == 2
+    assert envelope_of(api.post(f"/api/v1/tasks/{paused.pk}/resume"), 200)["data"]["status"] == "pending"
+
+
 def test_logs_by_minimum_level_and_tailed_after_an_id(api):
     task = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
     for level, message in [(10, "debugging"), (20, "开始执行任务"), (30, "slow"), (40, "boom")]:
