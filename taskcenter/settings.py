@@ -306,6 +306,7 @@ SPECTACULAR_SETTINGS = {
         "ClusterStatus": "tasks.states.ClusterStatus",
         "LogLevel": "tasks.states.LOG_LEVEL_NAMES",
         "BulkItemStatus": "tasks.api.serializers.BULK_ITEM_STATUSES",
+        "BulkAction": "tasks.api.serializers.BULK_ACTIONS",
         "TaskEventName": "tasks.api.serializers.TASK_EVENTS",
         "DataSourceName": "batches.api.serializers.source_names",
         "Dimension": "batches.api.serializers.dimension_names",

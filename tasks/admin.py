@@ -202,23 +202,23 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Cancel selected tasks"), permissions=["cancel"])
     def cancel_tasks(self, request, queryset):
-        run_task_operation(self, request, queryset, "cancel", _("cancelled"))
+        return run_task_operation(self, request, queryset, "cancel", _("cancelled"))
 
     @admin.action(description=_("Pause selected tasks"), permissions=["pause"])
     def pause_tasks(self, request, queryset):
-        run_task_operation(self, request, queryset, "pause", _("paused"))
+        return run_task_operation(self, request, queryset, "pause", _("paused"))
 
     @admin.action(description=_("Resume selected tasks"), permissions=["pause"])
     def resume_tasks(self, request, queryset):
-        run_task_operation(self, request, queryset, "resume", _("resumed"))
+        return run_task_operation(self, request, queryset, "resume", _("resumed"))
 
     @admin.action(description=_("Retry selected tasks"), permissions=["retry"])
     def retry_tasks(self, request, queryset):
-        run_task_operation(self, request, queryset, "retry", _("queued again"))
+        return run_task_operation(self, request, queryset, "retry", _("queued again"))
 
     @admin.action(description=_("Delete selected tasks"), permissions=["delete"])
     def delete_tasks(self, request, queryset):
-        run_task_operation(self, request, queryset, "delete", _("deleted"))
+        return run_task_operation(self, request, queryset, "delete", _("deleted"))
 
     def delete_model(self, request, obj):
         from tasks.actors import Actor

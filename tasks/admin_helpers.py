@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.deletion import get_candidate_relations_to_delete
 from django.http import Http404
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from taskcenter.errors import ServiceError
 from tasks.actors import Actor
-from tasks.services import bulk_apply, tasks_apply_many
+from tasks.services import MAX_BULK_LIMIT, TooManyTasks, bulk_apply, tasks_apply_many, tasks_bulk_apply
 from tasks.states import TaskStatus
 
 
@@ -141,8 +144,12 @@ def run_bulk_action(modeladmin, request, ids, operation, verb: str) -> None:
     report_bulk_result(modeladmin, request, bulk_apply(ids, lambda item: operation(actor, item), limit=None), verb)
 
 
-def run_task_operation(modeladmin, request, queryset, operation: str, verb: str) -> None:
-    """One of the services' :data:`~tasks.services.BULK_OPERATIONS` on the selected tasks."""
+def run_task_operation(modeladmin, request, queryset, operation: str, verb: str):
+    """One of the services' :data:`~tasks.services.BULK_OPERATIONS` on the selected tasks; on
+    all the tasks the changelist's filter matches ("select all N") after a confirmation page
+    (:func:`confirm_bulk_by_filter`)."""
+    if request.POST.get("select_across") == "1":
+        return confirm_bulk_by_filter(modeladmin, request, queryset, operation, verb)
     ids = queryset.values_list("pk", flat=True)
     result = tasks_apply_many(actor=Actor.from_request(request), operation=operation, ids=ids, limit=None)
     report_bulk_result(modeladmin, request, result, verb)
@@ -162,3 +169,59 @@ def report_bulk_result(modeladmin, request, result: dict, verb: str) -> None:
         }
     level = messages.SUCCESS if not refused else (messages.WARNING if result["success_count"] else messages.ERROR)
     modeladmin.message_user(request, text, level)
+
+
+#: Query parameters of the changelist that do not change which tasks it selects.
+_NOT_FILTERS = {"p", "o", "_changelist_filters"}
+
+
+def confirm_bulk_by_filter(modeladmin, request, queryset, operation: str, verb: str):
+    """The admin's "apply to all N tasks matching this filter", through the same service as
+    ``POST /api/v1/tasks/bulk`` (:func:`~tasks.services.tasks_bulk_apply`): first a page with
+    the dry run's counts and a sample, whose confirmation runs the action on the tasks the filter
+    matches then — refused, changing nothing, when more match than the operator confirmed (or
+    than :data:`~tasks.services.MAX_BULK_LIMIT`). Returns that page, or None (the changelist
+    again, with a message)."""
+    actor = Actor.from_request(request)
+    selection = {key: value for key, value in request.GET.items() if key not in _NOT_FILTERS}
+    confirmed = request.POST.get("confirm") == "yes"
+    try:
+        limit = int(request.POST["limit"]) if confirmed else MAX_BULK_LIMIT
+        outcome = tasks_bulk_apply(
+            actor=actor, operation=operation, tasks=queryset, selection=selection, dry_run=not confirmed, limit=limit
+        )
+    except TooManyTasks as exc:
+        text = (
+            _("%(matched)d tasks match this filter now, more than the %(limit)d confirmed: nothing was done.")
+            if confirmed
+            else _("%(matched)d tasks match this filter, more than %(limit)d at once: narrow the filter.")
+        )
+        modeladmin.message_user(request, text % {"matched": exc.matched, "limit": exc.limit}, messages.ERROR)
+        return None
+    except (KeyError, ValueError):
+        modeladmin.message_user(request, _("The confirmation did not say how many tasks."), messages.ERROR)
+        return None
+    except ServiceError as exc:
+        modeladmin.message_user(request, exc.message, messages.ERROR)
+        return None
+    if confirmed:
+        report_bulk_result(modeladmin, request, outcome, verb)
+        return None
+    opts = modeladmin.opts
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": _("Apply to all matching tasks?"),
+        "opts": opts,
+        "action": request.POST["action"],
+        "action_label": dict(modeladmin.get_action_choices(request)).get(request.POST["action"], operation),
+        "selection": sorted(selection.items()),
+        "outcome": outcome,
+        "sample": [
+            (task_id, reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[task_id]))
+            for task_id in outcome["sample"]
+        ],
+        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "changelist_url": request.get_full_path(),
+    }
+    return TemplateResponse(request, "admin/tasks/task/bulk_by_filter.html", context)

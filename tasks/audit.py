@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.db import transaction
 
@@ -11,6 +13,20 @@ from tasks.actors import SYSTEM, Actor
 from tasks.models import ROUTINE_WORKER_ACTIONS, AuditLog, not_routine_worker_row
 
 logger = logging.getLogger("taskcenter.audit")
+
+#: The bulk operation the current code runs for, if any (:func:`bulk_operation`).
+_BULK_ID: ContextVar[str | None] = ContextVar("taskcenter_bulk_id", default=None)
+
+
+@contextmanager
+def bulk_operation(bulk_id) -> Iterator[None]:
+    """Every audit row built inside (:func:`audit_entry`) carries ``bulk_id`` in its details:
+    the rows of one bulk operation are found together, and no service needs an argument for it."""
+    token = _BULK_ID.set(str(bulk_id))
+    try:
+        yield
+    finally:
+        _BULK_ID.reset(token)
 
 
 def audit_entry(
@@ -23,7 +39,11 @@ def audit_entry(
     to_status: str = "",
     details: dict | None = None,
 ) -> AuditLog:
-    """The (unsaved) audit row of a change by ``actor``."""
+    """The (unsaved) audit row of a change by ``actor`` (inside :func:`bulk_operation`, its
+    details carry the ``bulk_id``)."""
+    bulk_id = _BULK_ID.get()
+    if bulk_id is not None:
+        details = {**(details or {}), "bulk_id": bulk_id}
     return AuditLog(
         actor_id=actor.user_id,
         actor_name=actor.name,

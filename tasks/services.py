@@ -7,6 +7,7 @@ task store (:mod:`tasks.store`), which audits every status change.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -15,14 +16,15 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from taskcenter.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from taskcenter.errors import Conflict, InvalidInput, NotFound, PermissionDenied, ServiceError
 from tasks import store
 from tasks.actors import Actor
-from tasks.audit import audit
+from tasks.audit import audit, bulk_operation
 from tasks.models import Task
 from tasks.runtime.registry import get_job_type, job_types, owner_creator, requeue_rules
 from tasks.states import (
     ACTIVE_STATUSES,
+    FINISHED_STATUSES,
     PRIORITY_DEFAULT,
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -31,15 +33,28 @@ from tasks.states import (
     USER_TRIGGERS,
     TaskStatus,
     Trigger,
+    allowed_from,
 )
 from tasks.store import parse_task_id
 
 
 def _get(task_id) -> Task:
+    """The task ``task_id`` names (:class:`NotFound`), or ``task_id`` itself when it is a task
+    the caller has just read (a bulk action reads its tasks a chunk at a time)."""
+    if isinstance(task_id, Task):
+        return task_id
     try:
         return Task.objects.select_related("batch").get(pk=parse_task_id(task_id))
     except Task.DoesNotExist:
         raise NotFound(f"task {task_id} not found") from None
+
+
+def _seen(task_id) -> tuple:
+    """``task_id`` as the store takes it, and the status of a task the caller has just read (the
+    store's compare-and-set tries that status first, without reading the row again)."""
+    if isinstance(task_id, Task):
+        return task_id.pk, task_id.status
+    return task_id, None
 
 
 # --- creating ---------------------------------------------------------------------------------
@@ -137,7 +152,13 @@ def task_update_params(*, actor: Actor, task_id, params: dict) -> Task:
 def _job_for(actor: Actor, task: Task):
     """The task's job type, after checking the actor holds what starting that type needs: whoever
     may resume, retry or re-parameterise a task sets that job running again."""
-    job = get_job_type(task.task_type)
+    return _job_of_type(actor, task.task_type)
+
+
+def _job_of_type(actor: Actor, task_type: str):
+    """:func:`_job_for` by the type's name: :class:`InvalidInput` for a type no longer
+    registered, :class:`PermissionDenied` when the actor lacks what starting it needs."""
+    job = get_job_type(task_type)
     actor.require(*job.permissions)
     return job
 
@@ -151,19 +172,22 @@ def task_cancel(*, actor: Actor, task_id) -> str:
     Returns the previous status; :class:`IllegalTransition` for a finished task.
     """
     actor.require("tasks.cancel_task")
+    task_id, seen = _seen(task_id)
     return store.transition(
         task_id,
         TaskStatus.CANCELLED,
         action="task.cancel",
         actor=actor,
         fields={"completed_at": timezone.now(), "next_attempt_at": None},
+        assume=seen,
     )
 
 
 def task_pause(*, actor: Actor, task_id) -> str:
     """processing → paused. The worker saves its checkpoint at its next check and frees its slot."""
     actor.require("tasks.pause_task")
-    return store.transition(task_id, TaskStatus.PAUSED, action="task.pause", actor=actor)
+    task_id, seen = _seen(task_id)
+    return store.transition(task_id, TaskStatus.PAUSED, action="task.pause", actor=actor, assume=seen)
 
 
 def task_resume(*, actor: Actor, task_id) -> str:
@@ -173,7 +197,9 @@ def task_resume(*, actor: Actor, task_id) -> str:
     _job_for(actor, task)
     # The execution_id stays: the paused execution clears it when it has saved its checkpoint,
     # and only then can the next execution claim the task (no step runs twice).
-    return store.requeue(task.pk, action="task.resume", actor=actor, sources=RESUME_FROM)
+    return store.requeue(
+        task.pk, action="task.resume", actor=actor, sources=RESUME_FROM, assume=task.status, task_type=task.task_type
+    )
 
 
 def task_retry(*, actor: Actor, task_id) -> str:
@@ -189,6 +215,8 @@ def task_retry(*, actor: Actor, task_id) -> str:
             action="task.retry",
             actor=actor,
             sources=RETRY_FROM,
+            assume=task.status,
+            task_type=task.task_type,
             fields={
                 "attempt": F("attempt") + 1,
                 # A user's retry is one more attempt even past the automatic budget.
@@ -213,27 +241,47 @@ def task_delete(*, actor: Actor, task_id) -> str:
     """
     actor.require("tasks.delete_task")
     task = _get(task_id)
-    if task.status not in ACTIVE_STATUSES:
+    outcome = _delete_tasks(actor, [task])[task.pk]
+    if isinstance(outcome, ServiceError):
+        raise outcome
+    return outcome
+
+
+def _delete_tasks(actor: Actor, tasks: list[Task]) -> dict:
+    """Delete those of ``tasks`` (read with their batch) that are finished, in one transaction,
+    each with its audit row: per task id the status it had, or why it was not deleted
+    (:class:`NotFound`, :class:`Conflict` while active)."""
+    looked_finished = [task.pk for task in tasks if task.status not in ACTIVE_STATUSES]
+    if looked_finished:
         # Deletable as far as one can tell now (checked again below, under the lock). Should a
         # retry slip in between, the job finds its staged rows gone and starts over.
-        store.delete_dependents([task.pk])
+        store.delete_dependents(looked_finished)
+    outcomes: dict = {}
     with transaction.atomic():
-        # Row lock (PostgreSQL) / write lock (SQLite): nobody re-queues it between check and delete.
-        status = Task.objects.select_for_update().filter(pk=task.pk).values_list("status", flat=True).first()
-        if status is None:
-            raise NotFound(f"task {task.pk} not found")
-        if status in ACTIVE_STATUSES:
-            raise Conflict(f"task {task.pk} is {status}; cancel it before deleting it")
-        store.delete_finished([task.pk])
-        audit(
-            actor=actor,
-            action="task.delete",
-            target_type="task",
-            target_id=task.pk,
-            from_status=status,
-            details={"task_type": task.task_type, "batch_code": task.batch.batch_code if task.batch else None},
+        # Row locks (PostgreSQL) / write lock (SQLite): nobody re-queues them between check and delete.
+        statuses = dict(
+            Task.objects.select_for_update().filter(pk__in=[task.pk for task in tasks]).values_list("pk", "status")
         )
-    return status
+        for task in tasks:
+            status = statuses.get(task.pk)
+            if status is None:
+                outcomes[task.pk] = NotFound(f"task {task.pk} not found")
+            elif status in ACTIVE_STATUSES:
+                outcomes[task.pk] = Conflict(f"task {task.pk} is {status}; cancel it before deleting it")
+            else:
+                outcomes[task.pk] = status
+        deleted = [task for task in tasks if not isinstance(outcomes[task.pk], ServiceError)]
+        store.delete_finished([task.pk for task in deleted])
+        for task in deleted:
+            audit(
+                actor=actor,
+                action="task.delete",
+                target_type="task",
+                target_id=task.pk,
+                from_status=outcomes[task.pk],
+                details={"task_type": task.task_type, "batch_code": task.batch.batch_code if task.batch else None},
+            )
+    return outcomes
 
 
 # --- bulk -------------------------------------------------------------------------------------
@@ -255,19 +303,28 @@ def bulk_apply(ids: Iterable, operation, *, limit: int | None = MAX_BULK_IDS) ->
     results: dict[str, dict] = {}
     for item in unique:
         try:
-            outcome = operation(item)
-            if isinstance(outcome, dict):
-                results[item] = {"success": True, "error": None, **outcome}
-            else:
-                results[item] = {"success": True, "status": outcome, "error": None}
+            results[item] = _bulk_item(operation(item))
         except (NotFound, Conflict, InvalidInput, PermissionDenied) as exc:
             # PermissionDenied here: the task's type needs more than the operation's permission.
-            results[item] = {"success": False, "status": None, "error": exc.message}
+            results[item] = _bulk_item(exc)
+    return _bulk_result(results)
+
+
+def _bulk_item(outcome) -> dict:
+    """One item's result: what it became (a status, or a dict with more), or why it was refused."""
+    if isinstance(outcome, ServiceError):
+        return {"success": False, "status": None, "error": outcome.message}
+    if isinstance(outcome, dict):
+        return {"success": True, "error": None, **outcome}
+    return {"success": True, "status": outcome, "error": None}
+
+
+def _bulk_result(results: dict[str, dict]) -> dict:
     success = sum(1 for r in results.values() if r["success"])
     return {
-        "total_count": len(unique),
+        "total_count": len(results),
         "success_count": success,
-        "failed_count": len(unique) - success,
+        "failed_count": len(results) - success,
         "results": results,
     }
 
@@ -326,3 +383,150 @@ def tasks_cancel_many(*, actor: Actor, task_ids: Iterable | None = None, task_ty
     oldest = list(active.order_by("created_at", "pk").values_list("pk", flat=True)[:MAX_CANCEL_PER_REQUEST])
     result = tasks_apply_many(actor=actor, operation="cancel", ids=oldest, limit=None)
     return {**result, "remaining": active.count()}
+
+
+# --- bulk by filter ---------------------------------------------------------------------------
+
+#: The most tasks one bulk action by filter may change, and how many it may by default: more
+#: matches than the caller's limit refuse the whole action, so none happens by surprise.
+MAX_BULK_LIMIT = 10_000
+DEFAULT_BULK_LIMIT = 1000
+#: Task ids a dry run shows.
+BULK_SAMPLE_SIZE = 20
+#: Tasks a bulk action changes per transaction: few enough that one holds SQLite's only write lock
+#: briefly (a steering action a few milliseconds per task, a deletion less), many enough that
+#: 10,000 tasks are not 10,000 commits.
+BULK_STEER_CHUNK = 50
+BULK_DELETE_CHUNK = 200
+
+#: What each operation's service accepts of a task, as its dry run reads it from the task's
+#: status and type: the statuses it applies to (the transition table's sources of its target;
+#: resume and retry narrow them), and whether it also needs what starting the task's type needs.
+_BULK_RULES = {
+    "cancel": (allowed_from(TaskStatus.CANCELLED), False),
+    "pause": (allowed_from(TaskStatus.PAUSED), False),
+    "resume": (RESUME_FROM, True),
+    "retry": (RETRY_FROM, True),
+    "delete": (FINISHED_STATUSES, False),
+}
+assert set(_BULK_RULES) == set(BULK_OPERATIONS)
+
+
+class TooManyTasks(Conflict):
+    """More tasks match a bulk action than its limit: nothing was done."""
+
+    def __init__(self, matched: int, limit: int):
+        super().__init__(
+            f"{matched} tasks match, more than the limit of {limit}: nothing was done. Narrow the filter, or raise"
+            f" the limit (at most {MAX_BULK_LIMIT})."
+        )
+        self.matched = matched
+        self.limit = limit
+
+
+def tasks_bulk_apply(
+    *, actor: Actor, operation: str, tasks, selection: dict, dry_run: bool = False, limit: int = DEFAULT_BULK_LIMIT
+) -> dict:
+    """Apply one of :data:`BULK_OPERATIONS` to every task of the queryset ``tasks`` (the tasks
+    a filter matches; ``selection`` is that filter, as the caller describes it), oldest first, by
+    the operation's own rules, in short transactions of a few dozen tasks each.
+
+    Without the operation's permission nothing is read (:class:`PermissionDenied`). ``limit``
+    must be 1…:data:`MAX_BULK_LIMIT` (else :class:`InvalidInput`); more matching tasks than
+    ``limit`` is a :class:`TooManyTasks` (409) naming their number, and nothing changes.
+
+    ``dry_run``: nothing is written; returns ``matched``, ``would_succeed`` and ``would_fail``
+    (by the status and type rules the services apply) and a ``sample`` of the matched task ids.
+    Otherwise returns the bulk result (per task: refused ones are failures, not errors) plus
+    ``bulk_id``, which every audit row of the operation carries in its details — one per changed
+    task, and the operation's own ``task.bulk`` row (who asked for what, and the counts).
+    """
+    service, permission, becomes = BULK_OPERATIONS[operation]
+    actor.require(permission)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BULK_LIMIT:
+        message = f"A whole number from 1 to {MAX_BULK_LIMIT} is required."
+        raise InvalidInput(f"limit: {message}", errors={"limit": [message]})
+    rows = list(tasks.order_by("created_at", "pk").values_list("pk", "status", "task_type")[: limit + 1])
+    if len(rows) > limit:
+        raise TooManyTasks(tasks.count(), limit)
+    if dry_run:
+        succeeding = sum(1 for _, status, task_type in rows if _bulk_accepts(actor, operation, status, task_type))
+        return {
+            "matched": len(rows),
+            "would_succeed": succeeding,
+            "would_fail": len(rows) - succeeding,
+            "sample": [str(pk) for pk, _, _ in rows[:BULK_SAMPLE_SIZE]],
+        }
+
+    bulk_id = uuid.uuid4()
+    ids = [pk for pk, _, _ in rows]
+    with bulk_operation(bulk_id):
+        if operation == "delete":
+            outcomes = _delete_in_chunks(actor, ids)
+        else:
+            outcomes = _steer_in_chunks(actor, service, becomes, ids)
+        result = _bulk_result({str(task_id): _bulk_item(outcome) for task_id, outcome in outcomes.items()})
+        audit(
+            actor=actor,
+            action="task.bulk",
+            target_type="bulk",
+            target_id=bulk_id,
+            details={
+                "action": operation,
+                "filter": selection,
+                "limit": limit,
+                "matched": len(rows),
+                "success_count": result["success_count"],
+                "failed_count": result["failed_count"],
+            },
+        )
+    return {**result, "bulk_id": str(bulk_id)}
+
+
+def _bulk_accepts(actor: Actor, operation: str, status: str, task_type: str) -> bool:
+    """Whether the service of ``operation`` would accept a task in ``status`` of ``task_type``
+    now (the dry run's answer per task)."""
+    sources, needs_type = _BULK_RULES[operation]
+    if status not in sources:
+        return False
+    if needs_type:
+        try:
+            _job_of_type(actor, task_type)  # permissions are cached on the user: one lookup per run
+        except (InvalidInput, PermissionDenied):
+            return False
+    return True
+
+
+def _steer_in_chunks(actor: Actor, service, becomes: str, ids: list) -> dict:
+    """``service`` (a steering service of :data:`BULK_OPERATIONS`) on each task, in order,
+    :data:`BULK_STEER_CHUNK` per transaction, given each task as the chunk read it: per task id
+    what it became, or why it was refused. A refusal leaves nothing to roll back: the services
+    refuse before they write (each write is one compare-and-set with its audit row)."""
+    outcomes: dict = {}
+    for start in range(0, len(ids), BULK_STEER_CHUNK):
+        chunk = ids[start : start + BULK_STEER_CHUNK]
+        with transaction.atomic():
+            tasks = Task.objects.filter(pk__in=chunk).only("status", "task_type", "batch_id").in_bulk()
+            for task_id in chunk:
+                try:
+                    service(actor=actor, task_id=tasks.get(task_id, task_id))
+                    outcomes[task_id] = becomes
+                except ServiceError as exc:
+                    outcomes[task_id] = exc
+    return outcomes
+
+
+def _delete_in_chunks(actor: Actor, ids: list) -> dict:
+    """Delete the finished tasks of ``ids``, :data:`BULK_DELETE_CHUNK` per transaction (as
+    :func:`task_delete` deletes one): per task id ``deleted``, or why it was not."""
+    outcomes: dict = {}
+    for start in range(0, len(ids), BULK_DELETE_CHUNK):
+        chunk = ids[start : start + BULK_DELETE_CHUNK]
+        tasks = (
+            Task.objects.filter(pk__in=chunk).select_related("batch").only("status", "task_type", "batch__batch_code")
+        )
+        found = _delete_tasks(actor, list(tasks))
+        for task_id in chunk:
+            outcome = found.get(task_id, NotFound(f"task {task_id} not found"))
+            outcomes[task_id] = outcome if isinstance(outcome, ServiceError) else "deleted"
+    return outcomes

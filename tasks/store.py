@@ -362,10 +362,13 @@ def requeue(
     details: dict | None = None,
     delay: float | None = None,
     sources: frozenset[str] | None = None,
+    assume: str | None = None,
+    task_type: str | None = None,
 ) -> str:
     """Make a paused, failed or cancelled task pending again (resume, retry, automatic retry) and
     hand it over; with ``delay`` (seconds) it is not claimed before then. Returns the previous
-    status; errors and ``sources`` as :func:`transition`."""
+    status; errors, ``sources`` and ``assume`` as :func:`transition` (``task_type``: the task's,
+    when the caller knows it)."""
     now = timezone.now()
     previous = transition(
         task_id,
@@ -379,9 +382,11 @@ def requeue(
         },
         details=details,
         sources=sources,
+        assume=assume,
     )
     if delay is None:  # a delayed one is sent when due (the pusher or the watchdog)
-        task_type = Task.objects.filter(pk=task_id).values_list("task_type", flat=True).first()
+        if task_type is None:
+            task_type = Task.objects.filter(pk=task_id).values_list("task_type", flat=True).first()
         _send_after_commit(task_id, task_type)
     return previous
 

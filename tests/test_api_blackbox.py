@@ -202,6 +202,56 @@ def test_steering_running_tasks_through_the_running_service(http, cluster):
     assert status == 200 and b"taskcenter_" in metrics
 
 
+def test_bulk_actions_by_filter_through_the_running_service(http):
+    """A dry run changes nothing and counts what the real run then does; more matches than the
+    limit are a 409 that changes nothing; the action's audit rows carry its bulk_id."""
+    from datetime import UTC, datetime, timedelta
+
+    def create(**fields) -> str:
+        body = {"task_type": "canary", "params": {"seconds": 0, "steps": 1}, **fields}
+        return http("post", "/api/v1/tasks", body)[1]["data"]["task_id"]
+
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    waiting = [create(run_after=later) for _ in range(3)]  # pending: no worker claims them yet
+    done = create()
+    wait_for(lambda: http("get", f"/api/v1/tasks/{done}")[1]["data"]["status"] == "completed", message="a canary")
+
+    def state() -> tuple:
+        tasks = http("get", "/api/v1/tasks?task_type=canary&page_size=100")[1]["data"]["results"]
+        return sorted((t["task_id"], t["status"]) for t in tasks), http("get", "/api/v1/audit-logs")[1]["data"]["total"]
+
+    cancel = {"action": "cancel", "filter": {"task_type": "canary", "status": ["pending", "completed"]}}
+    before = state()
+    status, dry = http("post", "/api/v1/tasks/bulk", {**cancel, "dry_run": True})
+    assert status == 200 and state() == before
+    assert (dry["data"]["matched"], dry["data"]["would_succeed"], dry["data"]["would_fail"]) == (4, 3, 1)
+    assert dry["data"]["sample"] == [*waiting, done]
+
+    status, refused = http("post", "/api/v1/tasks/bulk", {**cancel, "limit": 3})
+    assert status == 409 and "4 tasks match" in refused["message"] and state() == before
+
+    status, ran = http("post", "/api/v1/tasks/bulk", {**cancel, "limit": 4})
+    assert status == 200
+    assert (ran["data"]["total_count"], ran["data"]["success_count"], ran["data"]["failed_count"]) == (4, 3, 1)
+    assert {ran["data"]["results"][task_id]["status"] for task_id in waiting} == {"cancelled"}
+    assert ran["data"]["results"][done]["success"] is False
+    summary = http("get", f"/api/v1/audit-logs?target=bulk:{ran['data']['bulk_id']}")[1]["data"]["results"]
+    assert [(entry["action"], entry["details"]["success_count"]) for entry in summary] == [("task.bulk", 3)]
+    for task_id in waiting:
+        rows = http("get", f"/api/v1/audit-logs?target=task:{task_id}&action=task.cancel")[1]["data"]["results"]
+        assert [entry["details"]["bulk_id"] for entry in rows] == [ran["data"]["bulk_id"]]
+
+    delete = {"action": "delete", "filter": {"task_type": "canary", "status": "cancelled,completed"}}
+    counted = http("post", "/api/v1/tasks/bulk", {**delete, "dry_run": True})[1]["data"]
+    deleted = http("post", "/api/v1/tasks/bulk", delete)[1]["data"]
+    assert (
+        (counted["matched"], counted["would_succeed"]) == (deleted["total_count"], deleted["success_count"]) == (4, 4)
+    )
+    assert http("get", "/api/v1/tasks?task_type=canary")[1]["data"]["total"] == 0
+    status, bad = http("post", "/api/v1/tasks/bulk", {"action": "retry", "filter": {"status": "lost"}})
+    assert status == 400 and list(bad["errors"]) == ["filter.status"]
+
+
 def test_event_stream_follows_a_task_to_its_end(http):
     task_id = http("post", "/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 1, "steps": 5}})[1]["data"][
         "task_id"

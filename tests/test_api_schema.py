@@ -84,6 +84,10 @@ STEERING = {
     "resumeTask": ("task_id", "paused"),
     "cancelBatchTask": ("batch_code", "batch with an active task"),
 }
+#: Operations run last, on their own: they change whatever tasks a filter matches (delete every
+#: completed one, …), which the other operations' objects must not meet first. No link leads to
+#: them (they take no id): no stateful phase.
+LAST = ["runBulkTaskAction"]
 STEERING_CONFIG = """
 [dictionaries.{operation}]
 values = {values}
@@ -165,13 +169,15 @@ def _run_schemathesis(live_server, manager, tmp_path):
     config = tmp_path / "schemathesis.toml"
     general = SCHEMATHESIS_CONFIG.format(task_ids=json.dumps(_test_data()))
     config.write_text(general)
-    _schemathesis(live_server, token, config, tmp_path, *_each("--exclude-operation-id", STEERING))
+    _schemathesis(live_server, token, config, tmp_path, *_each("--exclude-operation-id", [*STEERING, *LAST]))
     steering = [
         STEERING_CONFIG.format(operation=operation, field=field, values=json.dumps(_objects_in(state)))
         for operation, (field, state) in STEERING.items()
     ]
     config.write_text(general + "".join(steering))
     _schemathesis(live_server, token, config, tmp_path, *_each("--include-operation-id", STEERING))
+    phases = ["--phases", "examples,coverage,fuzzing"]
+    _schemathesis(live_server, token, config, tmp_path, *_each("--include-operation-id", LAST), *phases)
 
 
 def _objects_in(state: str) -> list[str]:
@@ -268,6 +274,7 @@ def test_schema_documents_every_endpoint_with_the_envelope(client):
         "/api/v1/tasks/{task_id}/events",
         "/api/v1/tasks/batch-cancel",
         "/api/v1/tasks/batch-delete",
+        "/api/v1/tasks/bulk",
         "/api/v1/tasks/statistics",
         "/api/v1/task-types",
         "/api/v1/data-sources",
@@ -371,6 +378,7 @@ OPERATION_IDS = {
     ("get", "/api/v1/tasks/{task_id}/events"): "streamTaskEvents",
     ("post", "/api/v1/tasks/batch-cancel"): "bulkCancelTasks",
     ("post", "/api/v1/tasks/batch-delete"): "bulkDeleteTasks",
+    ("post", "/api/v1/tasks/bulk"): "runBulkTaskAction",
     ("get", "/api/v1/tasks/statistics"): "getTaskStatistics",
     ("get", "/api/v1/task-types"): "listTaskTypes",
     ("get", "/api/v1/audit-logs"): "listAuditLogs",

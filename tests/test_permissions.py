@@ -15,6 +15,14 @@ from tests.api_helpers import client_for
 
 CONFIG = {"include_dimensions": ["academic"], "calculation_types": ["descriptive"]}
 T = "{task}"
+#: The bulk actions by filter (the API's and the admin's) and the permission each needs.
+BULK_PERMISSIONS = {
+    "cancel": "tasks.cancel_task",
+    "pause": "tasks.pause_task",
+    "resume": "tasks.pause_task",
+    "retry": "tasks.retry_task",
+    "delete": "tasks.delete_task",
+}
 
 #: (method, url, body, the permissions the endpoint needs)
 ENDPOINTS = [
@@ -58,6 +66,16 @@ ENDPOINTS = [
     ("get", "/api/v1/task-types", None, ["tasks.view_task"]),
     ("get", "/api/v1/data-sources", None, ["batches.view_batch"]),
     ("get", "/api/v1/audit-logs", None, ["tasks.view_auditlog"]),
+    *[
+        (
+            "post",
+            "/api/v1/tasks/bulk",
+            {"action": action, "filter": {"task_type": "canary"}, "dry_run": dry_run},
+            [perm],
+        )
+        for action, perm in BULK_PERMISSIONS.items()
+        for dry_run in (True, False)
+    ],
 ]
 ROLE_NAMES = ["anonymous", "nobody", "viewer", "operator", "manager"]
 
@@ -73,7 +91,14 @@ def _fill(value, task_id):
 
 
 @pytest.mark.parametrize("role", ROLE_NAMES)
-@pytest.mark.parametrize(("method", "url", "body", "needs"), ENDPOINTS, ids=[f"{m} {u}" for m, u, _, _ in ENDPOINTS])
+@pytest.mark.parametrize(
+    ("method", "url", "body", "needs"),
+    ENDPOINTS,
+    ids=[
+        f"{m} {u}" + (f" {b['action']}{' dry' if b['dry_run'] else ''}" if "bulk" in u else "")
+        for m, u, b, _ in ENDPOINTS
+    ],
+)
 def test_permission_matrix(request, role, method, url, body, needs):
     request.getfixturevalue("roles")
     user = None if role == "anonymous" else request.getfixturevalue(role)
@@ -251,3 +276,37 @@ def test_a_task_that_joins_a_batch_while_it_is_deleted_still_needs_delete_task(d
     refused = client_for(user).delete("/api/v1/statistics/batches/LATE")
     assert refused.status_code == 403 and "tasks.delete_task" in refused.json()["message"]
     assert Batch.objects.filter(batch_code="LATE").exists() and Task.objects.filter(batch__batch_code="LATE").exists()
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+@pytest.mark.parametrize("action", list(BULK_PERMISSIONS))
+def test_admin_bulk_by_filter_matrix(request, role, action):
+    """The admin's "apply to all N matching this filter" (select all, an action, its confirmation
+    page, the confirmation): only with the action's permission, as the API."""
+    from django.test import Client
+
+    from tasks.models import AuditLog
+
+    request.getfixturevalue("roles")
+    user = None if role == "anonymous" else request.getfixturevalue(role)
+    tasks = [task_create(actor=SYSTEM, task_type="canary", params={}) for _ in range(2)]
+    before = list(Task.objects.values_list("pk", "status"))
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    if user is not None:
+        client.force_login(user)
+    selected = {"action": f"{action}_tasks", "select_across": "1", "_selected_action": [str(tasks[0].pk)]}
+    page = client.post("/admin/tasks/task/?task_type=canary", {**selected, "index": "0"})
+    confirmed = client.post("/admin/tasks/task/?task_type=canary", {**selected, "confirm": "yes", "limit": "2"})
+    allowed = user is not None and BULK_PERMISSIONS[action] in ROLES.get(role, [])
+    if allowed:
+        assert page.status_code == 200 and page.templates[0].name == "admin/tasks/task/bulk_by_filter.html"
+        assert confirmed.status_code == 302 and AuditLog.objects.filter(action="task.bulk").count() == 1
+        return
+    if user is None:
+        assert (page.status_code, confirmed.status_code) == (302, 302)  # to the login page
+        assert "/login/" in page["Location"]
+    else:
+        shown = [template.name for template in page.templates]
+        assert "admin/tasks/task/bulk_by_filter.html" not in shown
+    assert list(Task.objects.values_list("pk", "status")) == before, "a refused request changes nothing"
+    assert not AuditLog.objects.filter(action="task.bulk").exists()

@@ -32,6 +32,9 @@ ERROR_STATUSES = {
 READ_ONLY_ERRORS = {"400", "401", "403", "404", "405", "406", "429"}
 NO_NUL = "^[^\\u0000]*$"
 REF = "#/components/schemas/"
+#: Request bodies that must name at least one field (a 400 otherwise): an empty bulk filter would
+#: select every task.
+NON_EMPTY_BODIES = {"BulkTaskFilterRequest"}
 
 
 def _envelope_schema(*, success: bool, codes: tuple[int, int], data: dict, description: str = "", **extra) -> dict:
@@ -318,6 +321,8 @@ def envelope_postprocessing_hook(result, generator, request, public):
             _tighten(component)
         if name.startswith("Patched"):
             component["minProperties"] = 1  # an empty PATCH changes nothing: a 400
+        if name in NON_EMPTY_BODIES:
+            component["minProperties"] = 1
     if "TaskCreateRequest" in schemas:
         schemas["TaskCreateRequest"] = _task_create_variants(schemas)
         # A pending task's new params: those of its type.

@@ -7,11 +7,12 @@ import uuid
 import django_filters
 from django import forms
 from django.db.models import Q
+from rest_framework.exceptions import ValidationError
 
 from taskcenter.api.filters import FilterSet
 from tasks.audit import using_indexes
 from tasks.models import AuditLog, Task
-from tasks.states import TaskStatus, Trigger
+from tasks.states import ErrorCategory, TaskStatus, Trigger
 
 
 class RepeatedValuesWidget(forms.TextInput):
@@ -78,6 +79,23 @@ class TaskFilter(FilterSet):
         except ValueError:
             pass
         return queryset.filter(condition)
+
+
+class BulkTaskFilter(TaskFilter):
+    """The tasks a bulk action applies to: the task list's filters, and the error's category."""
+
+    error_category = django_filters.ChoiceFilter(choices=ErrorCategory.choices)
+
+
+def bulk_filter_queryset(filters: dict):
+    """The tasks ``filters`` (a validated ``BulkTaskFilterSerializer``'s data) match, filtered as
+    the task list filters its query; a value the list would refuse is a 400 naming
+    ``filter.<key>``."""
+    data = {key: ",".join(value) if key == "status" else value for key, value in filters.items()}
+    filterset = BulkTaskFilter(data=data, queryset=Task.objects.all())
+    if not filterset.is_valid():
+        raise ValidationError({"filter": filterset.errors})
+    return filterset.qs
 
 
 class AuditLogFilter(FilterSet):

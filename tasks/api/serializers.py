@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
+from django.core.validators import RegexValidator
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from taskcenter.api.serializers import (
@@ -13,13 +15,14 @@ from taskcenter.api.serializers import (
     AwareDateTimeField,
     BlankAsNullField,
     ModelAnswer,
+    StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
     id_list_field,
 )
 from tasks.models import AuditLog, Task, TaskLog, TaskStage
-from tasks.services import MAX_BULK_IDS
+from tasks.services import BULK_OPERATIONS, BULK_SAMPLE_SIZE, DEFAULT_BULK_LIMIT, MAX_BULK_IDS, MAX_BULK_LIMIT
 from tasks.states import (
     LOG_LEVEL_NAMES,
     PRIORITY_DEFAULT,
@@ -395,3 +398,113 @@ class BatchCancelResultSerializer(BulkResultSerializer):
             " bounded number of them: call again until it is 0. Always 0 for task_ids."
         ),
     )
+
+
+# --- bulk by filter ---------------------------------------------------------------------------
+
+#: The actions of ``POST /api/v1/tasks/bulk``.
+BULK_ACTIONS = list(BULK_OPERATIONS)
+#: The characters ``str.strip()`` removes (Python's whitespace), as a regex class: a filter's text
+#: made only of them filters nothing (the task list strips its values), so it is refused.
+_SPACE = r"\t\n\u000b\u000c\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: Text with something besides whitespace, and no NUL.
+NOT_BLANK = rf"\A[^\u0000]*[^\u0000{_SPACE}][^\u0000]*\Z"
+_STATUS = "(?:" + "|".join(TaskStatus.values) + ")"
+#: One status or several separated by commas, as the task list's ``?status=`` takes them.
+STATUS_TEXT = rf"\A{_STATUS}(?:,{_STATUS})*\Z"
+
+
+def _filter_text(max_length: int, help_text: str = "") -> StrictCharField:
+    return StrictCharField(
+        max_length=max_length,
+        required=False,
+        validators=[RegexValidator(NOT_BLANK, "Give some text (not only spaces).")],
+        help_text=help_text,
+    )
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "array", "items": {"$ref": "#/components/schemas/TaskStatus"}, "minItems": 1},
+            {"type": "string", "pattern": STATUS_TEXT.replace(r"\A", "^").replace(r"\Z", "$")},
+        ],
+        "description": "One status or several: a list, or text separated by commas (`failed,cancelled`).",
+    }
+)
+class StatusesField(serializers.Field):
+    """Task statuses as a list or as comma-separated text; the list of them."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and re.fullmatch(STATUS_TEXT, data):
+            return data.split(",")
+        if isinstance(data, list) and data and all(item in TaskStatus.values for item in data):
+            return data
+        statuses = ", ".join(TaskStatus.values)
+        raise serializers.ValidationError(f"A list of task statuses, or text of them separated by commas: {statuses}.")
+
+
+class BulkTaskFilterSerializer(StrictSerializer):
+    """Which tasks: the task list's filters (each given one narrows the selection), plus
+    `error_category`. At least one."""
+
+    status = StatusesField(required=False)
+    task_type = _filter_text(64, "A registered task type (GET /api/v1/task-types).")
+    batch_code = _filter_text(64, "The batch the tasks belong to.")
+    data_source = _filter_text(64, "The data source of the tasks' batch.")
+    trigger = serializers.ChoiceField(choices=Trigger.choices, required=False)
+    error_category = serializers.ChoiceField(choices=ErrorCategory.choices, required=False)
+    created_after = serializers.DateTimeField(required=False, help_text="Created at or after (no offset: UTC).")
+    created_before = serializers.DateTimeField(required=False, help_text="Created before (no offset: UTC).")
+    search = _filter_text(200, "Task id, type, batch code or error text.")
+
+
+class BulkActionSerializer(StrictSerializer):
+    action = serializers.ChoiceField(choices=BULK_ACTIONS, help_text="Each needs the permission of its own endpoint.")
+    filter = BulkTaskFilterSerializer(help_text='At least one key, e.g. {"status": "failed"}.')
+    dry_run = StrictBooleanField(
+        required=False, default=False, help_text="Count what would happen and show a sample; change nothing."
+    )
+    limit = StrictIntegerField(
+        min_value=1,
+        max_value=MAX_BULK_LIMIT,
+        required=False,
+        default=DEFAULT_BULK_LIMIT,
+        help_text="More matching tasks than this is a 409 and changes nothing.",
+    )
+
+    def validate_filter(self, value):
+        if not value:
+            raise serializers.ValidationError('Name at least one filter key, e.g. {"status": "failed"}.')
+        return value
+
+
+class BulkDryRunSerializer(Answer):
+    """What a bulk action would do: nothing was changed."""
+
+    matched = serializers.IntegerField(min_value=0, help_text="Tasks the filter matches.")
+    would_succeed = serializers.IntegerField(
+        min_value=0, help_text="Of them, those the action applies to (their status, the type's permissions)."
+    )
+    would_fail = serializers.IntegerField(min_value=0, help_text="Those it would refuse.")
+    sample = serializers.ListField(
+        child=serializers.UUIDField(),
+        max_length=BULK_SAMPLE_SIZE,
+        help_text="The first matched task ids, oldest first.",
+    )
+
+
+class BulkActionResultSerializer(BulkResultSerializer):
+    """A bulk action's outcome per task, and the id every audit row of it carries."""
+
+    total_count = serializers.IntegerField(min_value=0, help_text="Tasks the filter matched.")
+    results = serializers.DictField(child=BulkItemSerializer(), help_text="Per matched task, by its id.")
+    bulk_id = serializers.UUIDField(help_text="In the details of every audit row this action wrote.")
+
+
+#: The answer of ``POST /api/v1/tasks/bulk``: a dry run's counts, or the action's result.
+BulkActionOutcome = PolymorphicProxySerializer(
+    component_name="BulkActionOutcome",
+    serializers=[BulkDryRunSerializer, BulkActionResultSerializer],
+    resource_type_field_name=None,
+)

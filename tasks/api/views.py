@@ -23,12 +23,14 @@ from taskcenter.api.responses import ok
 from taskcenter.api.serializers import require_empty_body
 from taskcenter.errors import NotFound
 from tasks.actors import Actor
-from tasks.api.filters import AuditLogFilter, TaskFilter
+from tasks.api.filters import AuditLogFilter, TaskFilter, bulk_filter_queryset
 from tasks.api.serializers import (
     LIST_COLUMNS,
     AuditLogSerializer,
     BatchCancelResultSerializer,
     BatchCancelSerializer,
+    BulkActionOutcome,
+    BulkActionSerializer,
     BulkResultSerializer,
     TaskCreateSerializer,
     TaskDetailSerializer,
@@ -46,6 +48,8 @@ from tasks.models import AuditLog, Task, TaskLog
 from tasks.runtime.registry import job_types
 from tasks.selectors import task_statistics
 from tasks.services import (
+    DEFAULT_BULK_LIMIT,
+    MAX_BULK_LIMIT,
     MAX_CANCEL_PER_REQUEST,
     parse_task_id,
     task_cancel,
@@ -57,6 +61,7 @@ from tasks.services import (
     task_retry,
     task_update_params,
     tasks_apply_many,
+    tasks_bulk_apply,
     tasks_cancel_many,
 )
 from tasks.states import FINISHED_STATUSES, LOG_LEVEL_NAMES, LogLevel, TaskStatus, Trigger
@@ -130,6 +135,8 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         "resume": ["tasks.pause_task"],
         "retry": ["tasks.retry_task"],
         "batch_delete": ["tasks.delete_task"],
+        # The permission of the action the body names: the service checks it before reading anything.
+        "bulk": [],
     }
 
     def perform_content_negotiation(self, request, force=False):
@@ -359,6 +366,53 @@ class TaskViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
     @action(detail=False, methods=["get"], filterset_class=None, pagination_class=None)
     def statistics(self, request):
         return ok(TaskStatisticsSerializer(task_statistics()).data)
+
+    @extend_schema(
+        operation_id="runBulkTaskAction",
+        summary="Cancel, pause, resume, retry or delete every task a filter matches",
+        description=(
+            "Each action needs the permission of its own endpoint (cancelTask, pauseTask, resumeTask, retryTask,"
+            " deleteTask). `filter` takes the task list's filters plus `error_category`, at least one. More matching"
+            f" tasks than `limit` (1…{MAX_BULK_LIMIT:,}, default {DEFAULT_BULK_LIMIT:,}) is a 409 that changes"
+            " nothing. `dry_run: true` changes nothing and answers `BulkDryRun`: how many tasks match, how many the"
+            " action would change and refuse (their status, the permissions their type needs), and a sample."
+            " Otherwise the action runs on each matched task, oldest first, a few dozen per transaction, and"
+            " answers `BulkActionResult`: per task, and the `bulk_id` that every audit row of the action carries"
+            " (in `details`; the action's own row is `task.bulk` with target `bulk:<bulk_id>`)."
+        ),
+        request=BulkActionSerializer,
+        responses=BulkActionOutcome,
+    )
+    @action(detail=False, methods=["post"], filterset_class=None)
+    def bulk(self, request):
+        body = BulkActionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        values = body.validated_data
+        result = tasks_bulk_apply(
+            actor=Actor.from_request(request),
+            operation=values["action"],
+            tasks=bulk_filter_queryset(values["filter"]),
+            selection=request.data["filter"],
+            dry_run=values["dry_run"],
+            limit=values["limit"],
+        )
+        if values["dry_run"]:
+            message = (
+                f"Dry run, nothing changed: {result['matched']} tasks match; {result['would_succeed']} would be"
+                f" {BULK_VERBS[values['action']]}, {result['would_fail']} refused"
+            )
+            return ok(result, message=message)
+        return ok(result, message=_bulk_message(BULK_VERBS[values["action"]], result))
+
+
+#: What a task became, by bulk action (answers' messages).
+BULK_VERBS = {
+    "cancel": "cancelled",
+    "pause": "paused",
+    "resume": "resumed",
+    "retry": "queued again",
+    "delete": "deleted",
+}
 
 
 def _bulk_message(verb: str, result: dict) -> str:
