@@ -10,6 +10,7 @@ VIEW = [
     "tasks.view_task",
     "tasks.view_taskstage",
     "tasks.view_tasklog",
+    "tasks.view_schedule",
 ]
 OPERATE = [
     "tasks.start_task",
@@ -27,6 +28,9 @@ MANAGE = [
     "tasks.delete_task",
     # Starting an import_assessments task (its data becomes what batches compute on).
     "batches.add_assessmentrecord",
+    "tasks.add_schedule",
+    "tasks.change_schedule",
+    "tasks.delete_schedule",
 ]
 
 ROLES: dict[str, list[str]] = {

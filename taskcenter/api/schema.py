@@ -86,6 +86,7 @@ LINKS = {
         "task_id",
         ["getTaskStatus", "getTaskProgress", "getTask", "listTaskLogs", "pauseTask", "cancelTask"],
     ),
+    ("createSchedule", "201"): ("id", ["getSchedule", "updateSchedule", "deleteSchedule"]),
     ("createBatch", "201"): (
         "batch_code",
         [
@@ -223,6 +224,24 @@ def _task_create_variants(schemas: dict) -> dict:
     }
 
 
+def _schedule_bodies(schemas: dict) -> None:
+    """A schedule's ``task_type``: one users may start; its ``params``: that type's (as a pending
+    task's new params)."""
+    from tasks.runtime.registry import job_types
+
+    startable = [job.name for job in job_types() if job.user_startable]
+    params = schemas["PatchedTaskUpdateRequest"]["properties"]["params"]["anyOf"]
+    for name in ("ScheduleCreateRequest", "PatchedScheduleUpdateRequest"):
+        properties = schemas[name]["properties"]
+        properties["task_type"] = {
+            "type": "string",
+            "enum": startable,
+            "description": "A task type users may start (GET /api/v1/task-types).",
+        }
+        description = properties["params"].get("description", "")
+        properties["params"] = {"anyOf": list(params), "description": description}
+
+
 def _batch_cancel_variants(schemas: dict) -> dict:
     """Exactly one selector: by ids, by task types, or all."""
     from tasks.runtime.registry import job_types
@@ -329,6 +348,8 @@ def envelope_postprocessing_hook(result, generator, request, public):
             for variant in schemas["TaskCreateRequest"]["oneOf"]
         ]
         params["description"] = description
+    if "ScheduleCreateRequest" in schemas:
+        _schedule_bodies(schemas)
     if "BatchCancelRequest" in schemas:
         schemas["BatchCancelRequest"] = _batch_cancel_variants(schemas)
     _stage_names(schemas)

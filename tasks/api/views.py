@@ -23,13 +23,16 @@ from taskcenter.api.responses import ok
 from taskcenter.api.serializers import require_empty_body
 from taskcenter.errors import NotFound
 from tasks.actors import Actor
-from tasks.api.filters import AuditLogFilter, TaskFilter
+from tasks.api.filters import AuditLogFilter, ScheduleFilter, TaskFilter
 from tasks.api.serializers import (
     LIST_COLUMNS,
     AuditLogSerializer,
     BatchCancelResultSerializer,
     BatchCancelSerializer,
     BulkResultSerializer,
+    ScheduleCreateSerializer,
+    ScheduleSerializer,
+    ScheduleUpdateSerializer,
     TaskCreateSerializer,
     TaskDetailSerializer,
     TaskEventSerializer,
@@ -42,12 +45,15 @@ from tasks.api.serializers import (
     detail_item,
     list_rows,
 )
-from tasks.models import AuditLog, Task, TaskLog
+from tasks.models import AuditLog, Schedule, Task, TaskLog
 from tasks.runtime.registry import job_types
 from tasks.selectors import task_statistics
 from tasks.services import (
     MAX_CANCEL_PER_REQUEST,
     parse_task_id,
+    schedule_create,
+    schedule_delete,
+    schedule_update,
     task_cancel,
     task_create,
     task_create_owned,
@@ -522,3 +528,76 @@ class AuditLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = AuditLogSerializer
     filterset_class = AuditLogFilter
     action_permissions = {"list": ["tasks.view_auditlog"]}
+
+
+@extend_schema(tags=["schedules"])
+@extend_schema_view(
+    list=extend_schema(operation_id="listSchedules", summary="List schedules (by name)"),
+    retrieve=extend_schema(operation_id="getSchedule", summary="Schedule detail"),
+)
+class ScheduleViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Schedule.objects.select_related("batch", "created_by").order_by("name", "pk")
+    serializer_class = ScheduleSerializer
+    filterset_class = ScheduleFilter
+    lookup_url_kwarg = "id"
+    lookup_value_regex = "[0-9]{1,18}"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    action_permissions = {
+        "list": ["tasks.view_schedule"],
+        "retrieve": ["tasks.view_schedule"],
+        "create": ["tasks.add_schedule"],
+        "partial_update": ["tasks.change_schedule"],
+        "destroy": ["tasks.delete_schedule"],
+    }
+
+    def _detail(self, pk, *, message: str, status: int = 200):
+        return ok(ScheduleSerializer(self.get_queryset().get(pk=pk)).data, message=message, status=status)
+
+    @extend_schema(
+        operation_id="createSchedule",
+        summary="Create a schedule",
+        request=ScheduleCreateSerializer,
+        responses={201: ScheduleSerializer},
+        description=(
+            "Needs tasks.add_schedule and what starting its task needs (the task type's start_permissions;"
+            " tasks.start_task for a batch schedule): its tasks are created by you, with your permissions at"
+            " each run. A run is skipped, and the skip is in the audit log (`schedule.skip`), while the task it"
+            " started last is still active. A bad cron expression is a 400 naming `cron`; both or neither of"
+            " cron and interval_seconds a 400 naming both; a name in use a 409."
+        ),
+    )
+    def create(self, request):
+        body = ScheduleCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        schedule = schedule_create(actor=Actor.from_request(request), **body.validated_data)
+        return self._detail(schedule.pk, message="Schedule created.", status=201)
+
+    @extend_schema(
+        operation_id="updateSchedule",
+        summary="Change a schedule, or enable / disable it",
+        request=ScheduleUpdateSerializer,
+        responses={200: ScheduleSerializer},
+        description=(
+            "Changing more than `enabled` needs what creating it needs; the owner stays. A new cron or"
+            " interval, and enabling, count from now."
+        ),
+    )
+    def partial_update(self, request, id=None):
+        schedule = self.get_object()
+        body = ScheduleUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if not body.validated_data:
+            raise ValidationError({"non_field_errors": ["Nothing to change: give at least one field."]})
+        schedule_update(actor=Actor.from_request(request), schedule_id=schedule.pk, changes=body.validated_data)
+        return self._detail(schedule.pk, message="Schedule updated.")
+
+    @extend_schema(
+        operation_id="deleteSchedule",
+        summary="Delete a schedule (the tasks it started stay)",
+        request=None,
+        responses={200: None},
+    )
+    def destroy(self, request, id=None):
+        schedule = self.get_object()
+        schedule_delete(actor=Actor.from_request(request), schedule_id=schedule.pk)
+        return ok(None, message="Schedule deleted.")

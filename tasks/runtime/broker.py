@@ -22,6 +22,10 @@ Every other message (django-q2's schedules — the watchdog, retention — and a
 first. A worker that dies before its claim leaves the task pending: it is handed out again after
 the lease, by this cluster or another. With Redis (``REDIS_URL``) none of this applies: messages
 are sent to Redis after commit and the watchdog re-sends what a broker lost.
+
+Either broker's pusher also runs the due schedules, every second on a thread of its own
+(:func:`tasks.runtime.schedules.start_ticker`): every cluster starts scheduled runs, without a
+process of its own.
 """
 
 from __future__ import annotations
@@ -35,9 +39,11 @@ from time import sleep
 from django.conf import settings
 from django.utils import timezone
 from django_q.brokers.orm import ORM
+from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 
 from tasks import store
+from tasks.runtime import schedules
 from tasks.runtime.queue import signed_message
 
 #: The ``ack_id`` of a task handed out from the tasks table (the monitor acknowledges it: no-op).
@@ -64,7 +70,8 @@ class TaskTableBroker(ORM):
         """Work for the pusher: a message or a task, alternately when both wait. A source found
         empty is not asked again for ``Conf.POLL`` seconds (so a stream of tasks costs one message
         query per poll interval, and a stream of messages one task query); when both are empty,
-        sleep ``Conf.POLL`` as the ORM broker does."""
+        sleep ``Conf.POLL`` as the ORM broker does. (And the schedules' thread runs in this process.)"""
+        schedules.start_ticker()
         self.get_connection()  # django-q2's connection hygiene (closes stale connections)
         moment = time.monotonic()
         sources = [(0, self._dequeue_message), (1, self._dequeue_task)]
@@ -150,3 +157,11 @@ def _is_task(ack_id) -> bool:
 
 def _as_uuid(value) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+class RedisBroker(Redis):
+    """django-q2's Redis broker (``REDIS_URL``), whose pusher also runs the due schedules."""
+
+    def dequeue(self):
+        schedules.start_ticker()
+        return super().dequeue()
