@@ -23,7 +23,6 @@ from tasks.admin_helpers import (
 from tasks.audit import distinct_values, using_indexes
 from tasks.models import AuditLog, Schedule, Task, TaskLog
 from tasks.runtime.registry import job_types
-from tasks.runtime.schedules import CRON_HELP
 from tasks.services import (
     SCHEDULE_FIELDS,
     schedule_check,
@@ -312,7 +311,6 @@ class ScheduleForm(forms.ModelForm):
     class Meta:
         model = Schedule
         fields = ["name", "task_type", "params", "batch", "priority", "cron", "interval_seconds", "enabled"]
-        help_texts = {"cron": CRON_HELP}
 
     def __init__(self, *args, actor: Actor, **kwargs):
         super().__init__(*args, **kwargs)

@@ -176,12 +176,22 @@ class Schedule(models.Model):
     )
     priority = models.SmallIntegerField(_("priority"), default=PRIORITY_DEFAULT)
     #: Five fields (minute hour day month weekday) evaluated in TIME_ZONE; null for an interval.
-    cron = models.CharField(_("cron"), max_length=100, null=True, blank=True)  # noqa: DJ001 - null: none
+    cron = models.CharField(  # noqa: DJ001 - null: none
+        _("cron"),
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text=_(
+            "Five fields: minute hour day-of-month month day-of-week, in the site's time zone (0 2 * * *: at"
+            " 02:00 every day); or @hourly, @daily, @weekly, @monthly, @yearly. Empty for an interval."
+        ),
+    )
     interval_seconds = models.PositiveIntegerField(
         _("interval (seconds)"),
         null=True,
         blank=True,
         validators=[MinValueValidator(INTERVAL_SECONDS_MIN), MaxValueValidator(INTERVAL_SECONDS_MAX)],
+        help_text=_("Seconds between runs, at least 5. Empty for a cron schedule."),
     )
     enabled = models.BooleanField(_("enabled"), default=True)
     #: When the next run is due (UTC); null while disabled.

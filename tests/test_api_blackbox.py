@@ -202,6 +202,23 @@ def test_steering_running_tasks_through_the_running_service(http, cluster):
     assert status == 200 and b"taskcenter_" in metrics
 
 
+def test_schedules_through_the_running_service(http):
+    body = {"name": "nightly canary", "task_type": "canary", "params": {"seconds": 0}, "cron": "0 3 * * *"}
+    status, created = http("post", "/api/v1/schedules", body)
+    assert status == 201 and created["data"]["cron"] == "0 3 * * *" and created["data"]["next_run_at"]
+    url = f"/api/v1/schedules/{created['data']['id']}"
+    assert http("post", "/api/v1/schedules", {**body, "name": "bad", "cron": "0 0 31 2 *"})[1]["errors"].keys() == {
+        "cron"
+    }
+    listed = http("get", "/api/v1/schedules?task_type=canary&enabled=true")[1]["data"]
+    assert [item["name"] for item in listed["results"]] == ["nightly canary"]
+    assert http("get", url)[1]["data"]["created_by"] == "manager"
+    changed = http("patch", url, {"cron": None, "interval_seconds": 3600, "enabled": False})[1]["data"]
+    assert (changed["interval_seconds"], changed["enabled"], changed["next_run_at"]) == (3600, False, None)
+    assert http("delete", url)[0] == 200
+    assert http("get", url)[0] == 404
+
+
 def test_event_stream_follows_a_task_to_its_end(http):
     task_id = http("post", "/api/v1/tasks", {"task_type": "canary", "params": {"seconds": 1, "steps": 5}})[1]["data"][
         "task_id"

@@ -37,14 +37,27 @@ TICK_SECONDS = 1.0
 RUNS_PER_TICK = 100
 
 CRON_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-_ITEM = r"(?:\*|[0-9]{1,2}(?:-[0-9]{1,2})?)(?:/[0-9]{1,2})?"
-_FIELD = rf"{_ITEM}(?:,{_ITEM})*"
-#: The cron syntax schedules take: five fields (minute hour day-of-month month day-of-week) of
-#: numbers, ``*``, ranges ``a-b``, steps ``/n`` and lists ``a,b``, one space apart; or an alias.
-CRON_PATTERN = rf"^(?:{_FIELD}(?: {_FIELD}){{4}}|{'|'.join(CRON_ALIASES)})$"
+
+
+def _cron_field(number: str) -> str:
+    item = rf"(?:\*|(?:{number})(?:-(?:{number}))?)(?:/[1-9][0-9]?)?"
+    return rf"{item}(?:,{item})*"
+
+
+#: The cron syntax schedules take: five fields — minute (0-59), hour (0-23), day of month (1-31),
+#: month (1-12), day of week (0-7, 0 and 7 Sunday) — of numbers, ``*``, ranges ``a-b``, steps
+#: ``/n`` and lists ``a,b``, one space apart; or an alias.
+CRON_PATTERN = "^(?:{}|{})$".format(
+    " ".join(
+        _cron_field(number)
+        for number in ("[1-5]?[0-9]", "1?[0-9]|2[0-3]", "[1-9]|[12][0-9]|3[01]", "[1-9]|1[0-2]", "[0-7]")
+    ),
+    "|".join(CRON_ALIASES),
+)
 CRON_HELP = (
-    "Five fields — minute hour day-of-month month day-of-week — of numbers, *, ranges (1-5), steps (*/15)"
-    " and lists (1,15), evaluated in TIME_ZONE; or @hourly, @daily, @weekly, @monthly, @yearly."
+    "Five fields — minute (0-59) hour (0-23) day-of-month (1-31) month (1-12) day-of-week (0-7, 0 and 7 Sunday)"
+    " — of numbers, *, ranges (1-5), steps (*/15) and lists (1,15), evaluated in TIME_ZONE; or @hourly,"
+    " @daily, @weekly, @monthly, @yearly."
 )
 
 
