@@ -355,13 +355,6 @@ SCHEDULE_FIELDS = ("name", "task_type", "params", "batch_code", "priority", "cro
 SCHEDULE_NAME_MAX = 100
 
 
-def schedule_get(schedule_id) -> Schedule:
-    try:
-        return Schedule.objects.select_related("batch", "created_by").get(pk=_schedule_pk(schedule_id))
-    except Schedule.DoesNotExist:
-        raise NotFound(f"schedule {schedule_id} not found") from None
-
-
 def _schedule_pk(schedule_id) -> int:
     try:
         pk = int(str(schedule_id))

@@ -13,6 +13,7 @@ Also the function django-q2's every-minute watchdog schedule calls (migration ta
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import re
 import threading
@@ -27,7 +28,7 @@ from taskcenter.errors import InvalidInput, ServiceError
 from tasks.actors import SYSTEM, Actor
 from tasks.audit import audit
 from tasks.runtime.watchdog import sweep
-from tasks.states import ACTIVE_STATUSES
+from tasks.states import ACTIVE_STATUSES, Trigger
 
 logger = logging.getLogger("taskcenter.schedules")
 
@@ -107,9 +108,10 @@ def start_ticker() -> None:
     """Run :func:`run_due_schedules` every :data:`TICK_SECONDS` on a daemon thread of this
     process, started once per process (a cluster's pusher calls this on each pass of its loop).
     A thread of its own: the pusher waits, blocked, while its workers' queue is full, and a
-    schedule's run must not wait for a worker to free up."""
+    schedule's run must not wait for a worker to free up. Only in a cluster's child process: code
+    that calls a broker in its own process (the broker's tests) starts no thread."""
     global _ticker_pid
-    if _ticker_pid == os.getpid():
+    if _ticker_pid == os.getpid() or multiprocessing.parent_process() is None:
         return
     with _ticker_guard:
         if _ticker_pid != os.getpid():
@@ -213,8 +215,7 @@ def run_schedule(schedule_id, *, now: datetime | None = None):
 def _start(schedule):
     """The schedule's task, created as its owner would by hand: a batch schedule starts its batch
     (the batch's rules: one active task, its config), any other creates a task of its type."""
-    from tasks.services import task_create, task_start_owned
-    from tasks.states import Trigger
+    from tasks.services import task_create, task_start_owned  # services import this module
 
     actor = Actor(user=schedule.created_by)  # none: the system
     if schedule.batch is not None:
