@@ -56,6 +56,10 @@ ENDPOINTS = [
     ("post", "/api/v1/tasks/batch-delete", {"task_ids": [T]}, ["tasks.delete_task"]),
     ("get", "/api/v1/tasks/statistics", None, ["tasks.view_task"]),
     ("get", "/api/v1/task-types", None, ["tasks.view_task"]),
+    ("get", "/api/v1/task-types/canary", None, ["tasks.view_task"]),
+    ("patch", "/api/v1/task-types/canary", {"max_concurrency": 2}, ["tasks.manage_queue"]),
+    ("post", "/api/v1/task-types/canary/pause", None, ["tasks.manage_queue"]),
+    ("post", "/api/v1/task-types/canary/resume", None, ["tasks.manage_queue"]),
     ("get", "/api/v1/data-sources", None, ["batches.view_batch"]),
     ("get", "/api/v1/audit-logs", None, ["tasks.view_auditlog"]),
 ]
