@@ -14,7 +14,8 @@ from tasks.models import AuditLog, Task, TaskType
 from tasks.runtime import registry
 from tasks.runtime.broker import TaskTableBroker
 from tasks.services import task_cancel, task_create, task_type_pause, task_type_resume, task_type_set_limit
-from tests.api_helpers import client_for, envelope_of
+from tests.api_helpers import EXAMPLE_BATCH, client_for, envelope_of
+from tests.cluster import wait_for
 
 QUICK = {"seconds": 0, "steps": 1}
 OTHER = "test.other"
@@ -235,3 +236,90 @@ def test_the_admin_task_types_page_runs_a_fixed_number_of_queries(
         make_task(task_type=f"type.{n}")
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert client.get("/admin/tasks/tasktype/").status_code == 200
+
+
+# --- on a running service -----------------------------------------------------------------------
+
+
+def _canaries(http, count: int, params: dict) -> list[str]:
+    return [
+        http("post", "/api/v1/tasks", {"task_type": "canary", "params": params})[1]["data"]["task_id"]
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.worker
+def test_a_paused_type_waits_while_other_types_run_and_runs_when_resumed(http, cluster):
+    assert http("post", "/api/v1/task-types/canary/pause")[0] == 200
+    canaries = _canaries(http, 2, QUICK)
+    assert http("post", "/api/v1/statistics/batches", EXAMPLE_BATCH)[0] == 201
+    started = http("post", f"/api/v1/statistics/tasks/{EXAMPLE_BATCH['batch_code']}/start")[1]["data"]["task_id"]
+    wait_for(
+        lambda: http("get", f"/api/v1/tasks/{started}")[1]["data"]["status"] == "completed",
+        timeout=60,
+        message="the statistics task to complete while canaries are paused",
+    )
+    for task_id in canaries:
+        detail = http("get", f"/api/v1/tasks/{task_id}")[1]["data"]
+        assert (detail["status"], detail["type_paused"], detail["started_at"]) == ("pending", True, None)
+    assert http("get", "/api/v1/task-types/canary")[1]["data"]["pending"] == 2
+    assert http("post", "/api/v1/task-types/canary/resume")[0] == 200
+    wait_for(
+        lambda: all(
+            http("get", f"/api/v1/tasks/{task_id}")[1]["data"]["status"] == "completed" for task_id in canaries
+        ),
+        timeout=30,
+        message="the canaries to run once resumed",
+    )
+
+
+def _sample_until_done(task_ids, *, timeout: float) -> int:
+    """The most canaries seen processing at once, sampled until every task in ``task_ids`` is finished."""
+    import time
+
+    most, deadline = 0, time.monotonic() + timeout
+    tasks = Task.objects.filter(pk__in=task_ids)
+    while tasks.exclude(status="completed").exists():
+        assert time.monotonic() < deadline, "the limited canaries did not all complete in time"
+        most = max(most, Task.objects.filter(task_type="canary", status="processing").count())
+        time.sleep(0.01)
+    return most
+
+
+def _one_at_a_time(task_ids) -> None:
+    """No two runs overlap: each started after the one before it completed."""
+    runs = sorted(Task.objects.filter(pk__in=task_ids).values_list("started_at", "completed_at"))
+    assert all(later[0] >= earlier[1] for earlier, later in zip(runs, runs[1:], strict=False)), runs
+
+
+@pytest.mark.worker
+def test_a_limit_of_one_never_has_two_canaries_processing_at_once(http, cluster):
+    assert http("patch", "/api/v1/task-types/canary", {"max_concurrency": 1})[1]["data"]["max_concurrency"] == 1
+    canaries = _canaries(http, 5, {"seconds": 0.4, "steps": 4})
+    assert _sample_until_done(canaries, timeout=60) == 1
+    _one_at_a_time(canaries)
+
+
+@pytest.fixture
+def two_clusters(request, transactional_db, tmp_path):
+    """Two clusters as on two machines (PostgreSQL), the suite's own one halted meanwhile."""
+    from tests.cluster import Cluster
+
+    if connection.vendor != "postgresql":
+        pytest.skip("scale-out runs on PostgreSQL (run the suite with DATABASE_URL=postgres://…)")
+    session_cluster = request.getfixturevalue("qcluster_session")
+    session_cluster.halt()
+    clusters = [Cluster(tmp_path / name).start() for name in ("machine-a", "machine-b")]
+    yield clusters
+    for each in clusters:
+        each.stop()
+    session_cluster.start()
+
+
+@pytest.mark.worker
+@pytest.mark.postgres
+def test_a_limit_holds_over_two_clusters(two_clusters):
+    task_type_set_limit(actor=SYSTEM, name="canary", max_concurrency=1)
+    canaries = [task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0.3, "steps": 3}).pk for _ in range(8)]
+    assert _sample_until_done(canaries, timeout=120) == 1
+    _one_at_a_time(canaries)
