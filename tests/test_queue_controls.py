@@ -323,3 +323,49 @@ def test_a_limit_holds_over_two_clusters(two_clusters):
     canaries = [task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0.3, "steps": 3}).pk for _ in range(8)]
     assert _sample_until_done(canaries, timeout=120) == 1
     _one_at_a_time(canaries)
+
+
+@pytest.fixture
+def redis_cluster(request, transactional_db, tmp_path):
+    """A cluster with the Redis broker (the suite's own, on the tasks table, halted meanwhile)."""
+    import redis
+
+    from tests.cluster import REDIS_URL, Cluster, redis_answers
+
+    if not redis_answers():
+        pytest.skip("Redis does not answer on 127.0.0.1:6379")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    session_cluster = request.getfixturevalue("qcluster_session")
+    session_cluster.halt()
+    cluster = Cluster(tmp_path / "redis", extra_env={"REDIS_URL": REDIS_URL}).start()
+    yield cluster
+    cluster.stop()
+    session_cluster.start()
+
+
+@pytest.mark.worker
+def test_with_redis_a_held_back_type_runs_its_spent_messages_tasks_within_its_limit(redis_cluster):
+    """A message refused because its type is paused is spent: the task is withheld, then sent
+    again once the type can take it, no more at once than its free slots."""
+    import subprocess
+    import sys
+
+    from tests.cluster import ROOT
+
+    task_type_pause(actor=SYSTEM, name="canary")
+    create = (
+        "from tasks.actors import SYSTEM; from tasks.services import task_create\n"
+        "for _ in range(3): task_create(actor=SYSTEM, task_type='canary', params={'seconds': 0.3, 'steps': 3})"
+    )
+    manage = [sys.executable, str(ROOT / "manage.py"), "shell", "-c", create]
+    subprocess.run(manage, env=redis_cluster.env, check=True)
+    canaries = list(Task.objects.filter(task_type="canary").values_list("pk", flat=True))
+    wait_for(
+        lambda: Task.objects.filter(pk__in=canaries, enqueued_at__isnull=True).count() == 3,
+        message="the workers to withhold the paused type's tasks",
+    )
+    assert set(Task.objects.filter(pk__in=canaries).values_list("status", flat=True)) == {"pending"}
+    task_type_set_limit(actor=SYSTEM, name="canary", max_concurrency=1)
+    task_type_resume(actor=SYSTEM, name="canary")
+    assert _sample_until_done(canaries, timeout=60) == 1
+    _one_at_a_time(canaries)
