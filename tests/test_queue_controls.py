@@ -224,6 +224,29 @@ def test_the_admin_task_types_page_pauses_and_limits_for_managers_only(client, m
     assert b"type paused" in tasks_page.content
 
 
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("anonymous", "login"),
+        ("nobody", 403),
+        ("viewer", set()),
+        ("operator", set()),
+        ("manager", {"pause_types", "resume_types"}),
+    ],
+)
+def test_the_task_type_actions_appear_only_with_manage_queue(request, db, client, role, expected):
+    if role != "anonymous":
+        client.force_login(request.getfixturevalue(role))
+    page = client.get("/admin/tasks/tasktype/")
+    if expected == "login":
+        assert page.status_code == 302 and "/login/" in page["Location"]
+    elif expected == 403:
+        assert page.status_code == 403
+    else:
+        form = page.context["action_form"]
+        assert ({name for name, _ in form.fields["action"].choices if name} if form else set()) == expected
+
+
 def test_the_admin_task_types_page_runs_a_fixed_number_of_queries(
     client, manager, make_task, django_assert_max_num_queries
 ):
