@@ -6,6 +6,8 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -16,23 +18,29 @@ from tasks.admin_helpers import (
     ObjectIdMixin,
     ServiceDeleteMixin,
     progress_bar,
+    report_bulk_result,
     run_bulk_action,
     run_task_operation,
     status_badge,
 )
 from tasks.audit import distinct_values, using_indexes
-from tasks.models import AuditLog, Schedule, Task, TaskLog
+from tasks.models import AuditLog, Schedule, Task, TaskLog, TaskType
 from tasks.runtime.registry import job_types
+from tasks.selectors import type_paused
 from tasks.services import (
     SCHEDULE_FIELDS,
+    bulk_apply,
     schedule_check,
     schedule_create,
     schedule_delete,
     schedule_set_enabled,
     schedule_update,
     task_delete,
+    task_type_pause,
+    task_type_resume,
+    task_type_set_limit,
 )
-from tasks.states import LogLevel
+from tasks.states import LogLevel, TaskStatus
 
 LOG_COLOURS = {LogLevel.DEBUG: "#6c757d", LogLevel.INFO: "#212529", LogLevel.WARN: "#b35c00", LogLevel.ERROR: "#dc3545"}
 LOGS_PER_PAGE = 100
@@ -96,7 +104,7 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
         js = ("taskcenter/live.js",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("batch", "created_by")
+        return super().get_queryset(request).select_related("batch", "created_by").annotate(type_paused=type_paused())
 
     # --- columns ------------------------------------------------------------------------------
 
@@ -106,7 +114,10 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, task):
-        return status_badge(task.status, task_id=task.pk)
+        badge = status_badge(task.status, task_id=task.pk)
+        if task.status == TaskStatus.PENDING and task.type_paused:
+            return format_html('{} <small class="tc-type-paused">{}</small>', badge, _("type paused"))
+        return badge
 
     @admin.display(description=_("progress"), ordering="progress")
     def progress_bar(self, task):
@@ -235,12 +246,104 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
         run_task_operation(self, request, queryset, "delete", _("deleted"))
 
     def delete_model(self, request, obj):
-        from tasks.actors import Actor
-
         task_delete(actor=Actor.from_request(request), task_id=obj.pk)
 
     def delete_queryset(self, request, queryset):
         run_task_operation(self, request, queryset, "delete", _("deleted"))
+
+
+def _count(status: str):
+    """How many tasks of a control row's type have ``status`` (a subquery: one query a page)."""
+    tasks = Task.objects.filter(task_type=OuterRef("name"), status=status).order_by().values("task_type")
+    return Coalesce(Subquery(tasks.annotate(count=Count("pk")).values("count")), 0)
+
+
+@admin.register(TaskType)
+class TaskTypeAdmin(ObjectIdMixin, admin.ModelAdmin):
+    """The queue of each task type: paused or not, its concurrency limit, what waits and runs.
+    Pause, resume and the limit go through the services (audited), for ``tasks.manage_queue``."""
+
+    list_display = ("name", "registered", "paused_badge", "limit", "pending_link", "running_link")
+    list_filter = ("paused",)
+    actions = ["pause_types", "resume_types"]
+    fields = ("name", "paused", "max_concurrency", "updated_at")
+    readonly_fields = ("name", "paused", "updated_at")
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(pending=_count(TaskStatus.PENDING), running=_count(TaskStatus.PROCESSING))
+        )
+
+    @admin.display(description=_("registered"), boolean=True)
+    def registered(self, control):
+        return any(job.name == control.name for job in job_types())
+
+    @admin.display(description=_("paused"), ordering="paused")
+    def paused_badge(self, control):
+        if control.paused:
+            return format_html('<span class="tc-type-paused"><b>{}</b></span>', _("paused"))
+        return _("active")
+
+    @admin.display(description=_("max concurrency"), ordering="max_concurrency")
+    def limit(self, control):
+        return control.max_concurrency or _("no limit")
+
+    @admin.display(description=_("pending"), ordering="pending")
+    def pending_link(self, control):
+        return self._link(control.name, TaskStatus.PENDING, control.pending)
+
+    @admin.display(description=_("running"), ordering="running")
+    def running_link(self, control):
+        return self._link(control.name, TaskStatus.PROCESSING, control.running)
+
+    @staticmethod
+    def _link(name: str, status: str, count: int):
+        from django.urls import reverse
+        from django.utils.http import urlencode
+
+        url = reverse("admin:tasks_task_changelist") + "?" + urlencode({"task_type": name, "status": status})
+        return format_html('<a href="{}">{}</a>', url, count)
+
+    # --- permissions --------------------------------------------------------------------------
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("tasks.view_task")
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("tasks.manage_queue")
+
+    def has_manage_queue_permission(self, request):
+        return request.user.has_perm("tasks.manage_queue")
+
+    def has_add_permission(self, request):
+        return False  # a row per registered type, made by migrate or the first control
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        task_type_set_limit(actor=Actor.from_request(request), name=obj.name, max_concurrency=obj.max_concurrency)
+
+    @admin.action(description=_("Pause selected task types"), permissions=["manage_queue"])
+    def pause_types(self, request, queryset):
+        self._apply(request, queryset, task_type_pause, "paused", _("paused"))
+
+    @admin.action(description=_("Resume selected task types"), permissions=["manage_queue"])
+    def resume_types(self, request, queryset):
+        self._apply(request, queryset, task_type_resume, "active", _("resumed"))
+
+    def _apply(self, request, queryset, service, becomes: str, verb) -> None:
+        actor = Actor.from_request(request)
+
+        def apply(name):
+            service(actor=actor, name=name)
+            return becomes
+
+        report_bulk_result(self, request, bulk_apply(queryset.values_list("name", flat=True), apply, limit=None), verb)
 
 
 class IndexedValuesFilter(admin.AllValuesFieldListFilter):

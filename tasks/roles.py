@@ -26,6 +26,9 @@ MANAGE = [
     "tasks.add_task",
     "tasks.change_task",
     "tasks.delete_task",
+    # Pausing a task type or capping it holds every user's tasks of that type: a queue-wide
+    # decision, unlike steering one task.
+    "tasks.manage_queue",
     # Starting an import_assessments task (its data becomes what batches compute on).
     "batches.add_assessmentrecord",
     "tasks.add_schedule",

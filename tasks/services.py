@@ -1,5 +1,6 @@
 """Users' actions on tasks — create, change, cancel, pause, resume, retry, delete, in bulk too —
-and on schedules (create, change, enable, disable, delete).
+and on schedules (create, change, enable, disable, delete), and on the queue of a task type (pause,
+resume, concurrency limit).
 
 Views, admin actions and management commands call these functions; none re-implements a check.
 Each checks the actor's permission and the rules of the action itself, and writes through the
@@ -20,13 +21,16 @@ from taskcenter.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from tasks import store
 from tasks.actors import Actor
 from tasks.audit import audit
-from tasks.models import Schedule, Task
+from tasks.models import Schedule, Task, TaskType
 from tasks.runtime.registry import get_job_type, job_types, owner_creator, owner_starter, requeue_rules
 from tasks.runtime.schedules import check_cron, next_run
+from tasks.runtime.watchdog import hand_over_waiting
 from tasks.states import (
     ACTIVE_STATUSES,
     INTERVAL_SECONDS_MAX,
     INTERVAL_SECONDS_MIN,
+    MAX_CONCURRENCY_MAX,
+    MAX_CONCURRENCY_MIN,
     PRIORITY_DEFAULT,
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -592,3 +596,79 @@ def _locked_schedule(schedule_id) -> Schedule:
         return locked.get(pk=_schedule_pk(schedule_id))
     except Schedule.DoesNotExist:
         raise NotFound(f"schedule {schedule_id} not found") from None
+
+
+# --- queue controls ---------------------------------------------------------------------------
+
+
+#: A task type's pause and resume as the audit log shows them (a type is active or paused).
+_PAUSE = {"from_status": "active", "to_status": "paused"}
+_RESUME = {"from_status": "paused", "to_status": "active"}
+
+
+def _control_row(name: str) -> TaskType:
+    """The control row of the registered type ``name``, locked for a change (created on first
+    use); :class:`NotFound` for a type that is not registered."""
+    try:
+        get_job_type(name)
+    except InvalidInput:
+        raise NotFound(f"task type {name!r} not found") from None
+    TaskType.objects.bulk_create([TaskType(name=name)], ignore_conflicts=True)
+    return TaskType.objects.select_for_update().get(name=name)
+
+
+def task_type_pause(*, actor: Actor, name: str) -> TaskType:
+    """Stop every cluster's workers claiming new tasks of the type ``name``: running ones go on,
+    pending ones wait. :class:`Conflict` when it is paused already."""
+    actor.require("tasks.manage_queue")
+    with transaction.atomic():
+        control = _control_row(name)
+        if control.paused:
+            raise Conflict(f"task type {name!r} is already paused")
+        control.paused = True
+        control.save(update_fields=["paused", "updated_at"])
+        audit(actor=actor, action="task_type.pause", target_type="task_type", target_id=name, **_PAUSE)
+    return control
+
+
+def task_type_resume(*, actor: Actor, name: str) -> TaskType:
+    """Let the workers claim the type's tasks again. :class:`Conflict` when it is not paused."""
+    actor.require("tasks.manage_queue")
+    with transaction.atomic():
+        control = _control_row(name)
+        if not control.paused:
+            raise Conflict(f"task type {name!r} is not paused")
+        control.paused = False
+        control.save(update_fields=["paused", "updated_at"])
+        audit(actor=actor, action="task_type.resume", target_type="task_type", target_id=name, **_RESUME)
+        transaction.on_commit(lambda: hand_over_waiting(name))
+    return control
+
+
+def task_type_set_limit(*, actor: Actor, name: str, max_concurrency: int | None) -> TaskType:
+    """At most ``max_concurrency`` tasks of the type ``name`` held by an execution at once, over
+    every cluster (``None``: no limit). Tasks running beyond a lowered limit go on; no new one
+    starts until the type is under it. Audited when the value changes."""
+    actor.require("tasks.manage_queue")
+    if max_concurrency is not None and (
+        isinstance(max_concurrency, bool)
+        or not isinstance(max_concurrency, int)
+        or not MAX_CONCURRENCY_MIN <= max_concurrency <= MAX_CONCURRENCY_MAX
+    ):
+        message = f"A whole number from {MAX_CONCURRENCY_MIN} to {MAX_CONCURRENCY_MAX}, or null for no limit."
+        raise InvalidInput(f"max_concurrency: {message}", errors={"max_concurrency": [message]})
+    with transaction.atomic():
+        control = _control_row(name)
+        before = control.max_concurrency
+        if before != max_concurrency:
+            control.max_concurrency = max_concurrency
+            control.save(update_fields=["max_concurrency", "updated_at"])
+            audit(
+                actor=actor,
+                action="task_type.limit",
+                target_type="task_type",
+                target_id=name,
+                details={"max_concurrency": {"from": before, "to": max_concurrency}},
+            )
+            transaction.on_commit(lambda: hand_over_waiting(name))
+    return control

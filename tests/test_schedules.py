@@ -14,7 +14,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from batches.services import batch_create, batch_start
 from taskcenter.errors import Conflict, InvalidInput, PermissionDenied
@@ -25,10 +24,8 @@ from tasks.runtime.schedules import next_run, run_due_schedules, run_schedule
 from tasks.runtime.worker import run_task
 from tasks.services import schedule_create, schedule_set_enabled, schedule_update
 from tests.api_helpers import client_for, envelope_of
-from tests.cluster import Cluster, wait_for
+from tests.cluster import REDIS_URL, Cluster, redis_answers, wait_for
 from tests.conftest import actor_for
-from tests.test_api_blackbox import Http, SessionContract
-from tests.test_scale import REDIS_URL, redis_answers
 
 QUICK = {"seconds": 0, "steps": 1}
 CONFIG = {"include_dimensions": ["academic"], "calculation_types": ["descriptive"]}
@@ -477,11 +474,6 @@ def test_the_schedule_changelist_runs_a_fixed_number_of_queries(admin_client, dj
 
 
 # --- a real cluster, over HTTP ----------------------------------------------------------------
-
-
-@pytest.fixture
-def http(cluster, web_server, manager):
-    return Http(web_server.url, Token.objects.create(user=manager).key, contract=SessionContract())
 
 
 def _created_at(http, task_id) -> datetime:

@@ -22,11 +22,14 @@ from taskcenter.api.serializers import (
 )
 from tasks.models import AuditLog, Schedule, Task, TaskLog, TaskStage
 from tasks.runtime.schedules import CRON_HELP, CRON_PATTERN
+from tasks.selectors import type_paused
 from tasks.services import MAX_BULK_IDS, SCHEDULE_NAME_MAX
 from tasks.states import (
     INTERVAL_SECONDS_MAX,
     INTERVAL_SECONDS_MIN,
     LOG_LEVEL_NAMES,
+    MAX_CONCURRENCY_MAX,
+    MAX_CONCURRENCY_MIN,
     PRIORITY_DEFAULT,
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -96,6 +99,8 @@ LIST_COLUMNS = {
     "started_at": "started_at",
     "completed_at": "completed_at",
     "updated_at": "updated_at",
+    # A pending task of a paused type waits until the type is resumed.
+    "type_paused": type_paused(),
 }
 _DATETIMES = {"run_after", "created_at", "started_at", "completed_at", "updated_at"}
 _LIST_NAMES = list(LIST_COLUMNS)
@@ -161,6 +166,9 @@ class TaskSerializer(ModelAnswer):
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
     updated_at = serializers.DateTimeField()
+    type_paused = serializers.BooleanField(
+        help_text="The task's type is paused: a pending task of it waits until the type is resumed."
+    )
 
     class Meta:
         model = Task
@@ -306,6 +314,9 @@ class TaskTypeStageSerializer(Answer):
     weight = serializers.FloatField(help_text="The stage's share of the overall progress (the weights add up to 1).")
 
 
+LIMIT_HELP = "At most this many of the type's tasks run at once, over every cluster; null: no limit."
+
+
 class TaskTypeSerializer(Answer):
     name = serializers.CharField()
     description = serializers.CharField()
@@ -317,6 +328,24 @@ class TaskTypeSerializer(Answer):
         child=serializers.CharField(), help_text="What creating a task of this type needs (tasks.add_task and more)."
     )
     params_schema = serializers.DictField(help_text="A JSON Schema of the `params` a task of this type takes.")
+    paused = serializers.BooleanField(help_text="No worker claims a new task of a paused type; running ones go on.")
+    max_concurrency = serializers.IntegerField(
+        min_value=MAX_CONCURRENCY_MIN,
+        max_value=MAX_CONCURRENCY_MAX,
+        allow_null=True,
+        help_text=LIMIT_HELP,
+    )
+    pending = serializers.IntegerField(min_value=0, help_text="Tasks of the type waiting (pending).")
+    running = serializers.IntegerField(min_value=0, help_text="Tasks of the type processing now.")
+
+
+class TaskTypeLimitSerializer(StrictSerializer):
+    max_concurrency = StrictIntegerField(
+        min_value=MAX_CONCURRENCY_MIN,
+        max_value=MAX_CONCURRENCY_MAX,
+        allow_null=True,
+        help_text=LIMIT_HELP,
+    )
 
 
 class CountSerializer(Answer):

@@ -21,7 +21,7 @@ from taskcenter.api.filters import ListFiltersOnlyMixin
 from taskcenter.api.queries import TASK_DETAIL, task_stages
 from taskcenter.api.responses import ok
 from taskcenter.api.serializers import require_empty_body
-from taskcenter.errors import NotFound
+from taskcenter.errors import InvalidInput, NotFound
 from tasks.actors import Actor
 from tasks.api.filters import AuditLogFilter, ScheduleFilter, TaskFilter
 from tasks.api.serializers import (
@@ -40,14 +40,15 @@ from tasks.api.serializers import (
     TaskLogSerializer,
     TaskSerializer,
     TaskStatisticsSerializer,
+    TaskTypeLimitSerializer,
     TaskTypeSerializer,
     TaskUpdateSerializer,
     detail_item,
     list_rows,
 )
 from tasks.models import AuditLog, Schedule, Task, TaskLog
-from tasks.runtime.registry import job_types
-from tasks.selectors import task_statistics
+from tasks.runtime.registry import get_job_type, job_types
+from tasks.selectors import task_statistics, task_type_queues
 from tasks.services import (
     MAX_CANCEL_PER_REQUEST,
     parse_task_id,
@@ -61,6 +62,9 @@ from tasks.services import (
     task_pause,
     task_resume,
     task_retry,
+    task_type_pause,
+    task_type_resume,
+    task_type_set_limit,
     task_update_params,
     tasks_apply_many,
     tasks_cancel_many,
@@ -457,29 +461,97 @@ def _event(name: str, data, *, event_id: int | None = None) -> str:
 
 @extend_schema(tags=["task types"])
 class TaskTypeViewSet(viewsets.ViewSet):
-    action_permissions = {"list": VIEW}
+    lookup_field = "name"
+    lookup_value_regex = "[^/]+"
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    action_permissions = {
+        "list": VIEW,
+        "retrieve": VIEW,
+        "partial_update": ["tasks.manage_queue"],
+        "pause": ["tasks.manage_queue"],
+        "resume": ["tasks.manage_queue"],
+    }
 
     @extend_schema(
-        operation_id="listTaskTypes", summary="Registered task types", responses=TaskTypeSerializer(many=True)
+        operation_id="listTaskTypes",
+        summary="Registered task types, with their queue controls and counts",
+        responses=TaskTypeSerializer(many=True),
     )
     def list(self, request):
-        data = [
-            {
-                "name": job.name,
-                "description": job.description,
-                "stages": [
-                    {"name": stage.name, "weight": weight}
-                    for stage, (_, weight) in zip(job.stages, job.stage_weights(), strict=True)
-                ],
-                "timeout_seconds": job.timeout_seconds,
-                "max_attempts": job.max_attempts,
-                "user_startable": job.user_startable,
-                "start_permissions": ["tasks.add_task", *job.permissions],
-                "params_schema": params_json_schema(job.params_serializer),
-            }
-            for job in job_types()
-        ]
-        return ok(TaskTypeSerializer(data, many=True).data)
+        jobs = job_types()
+        queues = task_type_queues([job.name for job in jobs])
+        return ok(TaskTypeSerializer([_task_type(job, queues[job.name]) for job in jobs], many=True).data)
+
+    @extend_schema(operation_id="getTaskType", summary="One task type", responses=TaskTypeSerializer)
+    def retrieve(self, request, name=None):
+        return self._answer(name)
+
+    @extend_schema(
+        operation_id="updateTaskType",
+        summary="Set a task type's concurrency limit",
+        request=TaskTypeLimitSerializer,
+        responses=TaskTypeSerializer,
+        description="At most `max_concurrency` tasks of the type processing at once, over every cluster"
+        " (null: no limit). Running tasks beyond a lowered limit go on; no new one starts until the type is under"
+        " it.",
+    )
+    def partial_update(self, request, name=None):
+        body = TaskTypeLimitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        actor = Actor.from_request(request)
+        task_type_set_limit(actor=actor, name=name, max_concurrency=body.validated_data["max_concurrency"])
+        return self._answer(name, message="Concurrency limit set.")
+
+    @extend_schema(
+        operation_id="pauseTaskType",
+        summary="Pause a task type: no new task of it starts",
+        request=None,
+        responses=TaskTypeSerializer,
+        description="No worker of any cluster claims a new task of the type; running ones go on, pending ones"
+        " wait. 409 if it is paused already.",
+    )
+    @action(detail=True, methods=["post"])
+    def pause(self, request, name=None):
+        require_empty_body(request)
+        task_type_pause(actor=Actor.from_request(request), name=name)
+        return self._answer(name, message="Task type paused.")
+
+    @extend_schema(
+        operation_id="resumeTaskType",
+        summary="Resume a paused task type",
+        request=None,
+        responses=TaskTypeSerializer,
+        description="Its pending tasks are claimed again. 409 if it is not paused.",
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request, name=None):
+        require_empty_body(request)
+        task_type_resume(actor=Actor.from_request(request), name=name)
+        return self._answer(name, message="Task type resumed.")
+
+    def _answer(self, name: str, *, message: str | None = None):
+        try:
+            job = get_job_type(name)
+        except InvalidInput:
+            raise NotFound(f"task type {name!r} not found") from None
+        return ok(TaskTypeSerializer(_task_type(job, task_type_queues([name])[name])).data, message=message)
+
+
+def _task_type(job, queue: dict) -> dict:
+    return {
+        "name": job.name,
+        "description": job.description,
+        "stages": [
+            {"name": stage.name, "weight": weight}
+            for stage, (_, weight) in zip(job.stages, job.stage_weights(), strict=True)
+        ],
+        "timeout_seconds": job.timeout_seconds,
+        "max_attempts": job.max_attempts,
+        "user_startable": job.user_startable,
+        "start_permissions": ["tasks.add_task", *job.permissions],
+        "params_schema": params_json_schema(job.params_serializer),
+        **queue,
+    }
 
 
 def params_json_schema(serializer_class) -> dict:
