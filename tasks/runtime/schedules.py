@@ -87,8 +87,8 @@ def next_run(*, cron: str | None, interval_seconds: int | None, after: datetime,
     Interval: ``previous`` (the run just due; none for a schedule just enabled: ``after``) plus
     whole intervals — not drifting with the moment each run was taken — the first of those later
     than ``after``: the runs a stopped cluster missed are skipped, not piled up. Cron: its first
-    time after ``after`` in ``TIME_ZONE`` (a wall-clock time a DST change skips runs at the first
-    time after it).
+    time after ``after`` in ``TIME_ZONE`` (a time of day that a change to daylight saving time
+    skips runs at the first time after it).
     """
     if interval_seconds is not None:
         step = timedelta(seconds=interval_seconds)
@@ -119,14 +119,22 @@ def start_ticker() -> None:
             threading.Thread(target=_tick_forever, name="taskcenter-schedules", daemon=True).start()
 
 
+#: A failure that lasts (the database away, a table not migrated yet) is logged once a minute.
+FAILURE_LOG_SECONDS = 60.0
+
+
 def _tick_forever() -> None:
+    logged_failure = None
     while True:
         started = time.monotonic()
         try:
             close_old_connections()  # a connection the database dropped is replaced, not reused
             run_due_schedules()
+            logged_failure = None
         except Exception:
-            logger.exception("running the due schedules failed; they are tried again at the next tick")
+            if logged_failure is None or started - logged_failure >= FAILURE_LOG_SECONDS:
+                logged_failure = started
+                logger.exception("running the due schedules failed; they are tried again every second")
         time.sleep(max(0.0, TICK_SECONDS - (time.monotonic() - started)))
 
 
