@@ -17,6 +17,8 @@ from tasks.states import ACTIVE_STATUSES, Trigger
 
 #: The job type a batch runs.
 STATISTICS_JOB = "statistics"
+#: What starting a batch's statistics needs (the start endpoint, the admin, a batch schedule).
+START_PERMISSIONS = ("tasks.start_task",)
 
 
 def batch_get(batch_code: str) -> Batch:
@@ -159,7 +161,7 @@ def batch_start(
 
     :class:`Conflict` when the batch already has an active task.
     """
-    actor.require("tasks.start_task")
+    actor.require(*START_PERMISSIONS)
     with transaction.atomic():
         batch = _locked_without_active_task(batch_code)
         return task_create(

@@ -289,6 +289,10 @@ SPECTACULAR_SETTINGS = {
             "event streams, statistics.",
         },
         {"name": "task types", "description": "The registered task types, their stages and parameters."},
+        {
+            "name": "schedules",
+            "description": "Schedules that start tasks (or batches) at an interval or at cron times in TIME_ZONE.",
+        },
         {"name": "audit", "description": "The audit log: every change, who made it and from where."},
         {"name": "data sources", "description": "The data sources a statistics batch can read."},
         {
@@ -354,6 +358,8 @@ Q_CLUSTER = {
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = parse_redis_url(REDIS_URL)["url"]
+    # django-q2's Redis broker, whose pusher also runs the due schedules (tasks/runtime/broker.py).
+    Q_CLUSTER["broker_class"] = "tasks.runtime.broker.RedisBroker"
 else:
     Q_CLUSTER["orm"] = "default"
     # The ORM broker with the tasks table as the queue of tasks (tasks/runtime/broker.py).

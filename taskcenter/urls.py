@@ -6,13 +6,14 @@ from rest_framework.routers import SimpleRouter
 from batches.api.views import BATCH_CODE_REGEX, BatchViewSet, DataSourceViewSet, StatisticsTaskViewSet
 from taskcenter import views
 from taskcenter.api.views import SchemaView, api_not_found
-from tasks.api.views import UUID_REGEX, AuditLogViewSet, TaskTypeViewSet, TaskViewSet
+from tasks.api.views import UUID_REGEX, AuditLogViewSet, ScheduleViewSet, TaskTypeViewSet, TaskViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("tasks", TaskViewSet, basename="task")
 router.register("task-types", TaskTypeViewSet, basename="task-type")
 router.register("data-sources", DataSourceViewSet, basename="data-source")
 router.register("audit-logs", AuditLogViewSet, basename="audit-log")
+router.register("schedules", ScheduleViewSet, basename="schedule")
 router.register("statistics/batches", BatchViewSet, basename="batch")
 
 stats = StatisticsTaskViewSet

@@ -4,21 +4,43 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from taskcenter.errors import PermissionDenied, ServiceError
+from tasks.actors import Actor
 from tasks.admin_helpers import (
     ObjectIdMixin,
     ServiceDeleteMixin,
     progress_bar,
+    report_bulk_result,
+    run_bulk_action,
     run_task_operation,
     status_badge,
 )
 from tasks.audit import distinct_values, using_indexes
-from tasks.models import AuditLog, Task, TaskLog
-from tasks.services import task_delete
-from tasks.states import LogLevel
+from tasks.models import AuditLog, Schedule, Task, TaskLog, TaskType
+from tasks.runtime.registry import job_types
+from tasks.selectors import type_paused
+from tasks.services import (
+    SCHEDULE_FIELDS,
+    bulk_apply,
+    schedule_check,
+    schedule_create,
+    schedule_delete,
+    schedule_set_enabled,
+    schedule_update,
+    task_delete,
+    task_type_pause,
+    task_type_resume,
+    task_type_set_limit,
+)
+from tasks.states import LogLevel, TaskStatus
 
 LOG_COLOURS = {LogLevel.DEBUG: "#6c757d", LogLevel.INFO: "#212529", LogLevel.WARN: "#b35c00", LogLevel.ERROR: "#dc3545"}
 LOGS_PER_PAGE = 100
@@ -82,7 +104,7 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
         js = ("taskcenter/live.js",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("batch", "created_by")
+        return super().get_queryset(request).select_related("batch", "created_by").annotate(type_paused=type_paused())
 
     # --- columns ------------------------------------------------------------------------------
 
@@ -92,7 +114,10 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, task):
-        return status_badge(task.status, task_id=task.pk)
+        badge = status_badge(task.status, task_id=task.pk)
+        if task.status == TaskStatus.PENDING and task.type_paused:
+            return format_html('{} <small class="tc-type-paused">{}</small>', badge, _("type paused"))
+        return badge
 
     @admin.display(description=_("progress"), ordering="progress")
     def progress_bar(self, task):
@@ -221,12 +246,104 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
         return run_task_operation(self, request, queryset, "delete", _("deleted"))
 
     def delete_model(self, request, obj):
-        from tasks.actors import Actor
-
         task_delete(actor=Actor.from_request(request), task_id=obj.pk)
 
     def delete_queryset(self, request, queryset):
         run_task_operation(self, request, queryset, "delete", _("deleted"))
+
+
+def _count(status: str):
+    """How many tasks of a control row's type have ``status`` (a subquery: one query a page)."""
+    tasks = Task.objects.filter(task_type=OuterRef("name"), status=status).order_by().values("task_type")
+    return Coalesce(Subquery(tasks.annotate(count=Count("pk")).values("count")), 0)
+
+
+@admin.register(TaskType)
+class TaskTypeAdmin(ObjectIdMixin, admin.ModelAdmin):
+    """The queue of each task type: paused or not, its concurrency limit, what waits and runs.
+    Pause, resume and the limit go through the services (audited), for ``tasks.manage_queue``."""
+
+    list_display = ("name", "registered", "paused_badge", "limit", "pending_link", "running_link")
+    list_filter = ("paused",)
+    actions = ["pause_types", "resume_types"]
+    fields = ("name", "paused", "max_concurrency", "updated_at")
+    readonly_fields = ("name", "paused", "updated_at")
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(pending=_count(TaskStatus.PENDING), running=_count(TaskStatus.PROCESSING))
+        )
+
+    @admin.display(description=_("registered"), boolean=True)
+    def registered(self, control):
+        return any(job.name == control.name for job in job_types())
+
+    @admin.display(description=_("paused"), ordering="paused")
+    def paused_badge(self, control):
+        if control.paused:
+            return format_html('<span class="tc-type-paused"><b>{}</b></span>', _("paused"))
+        return _("active")
+
+    @admin.display(description=_("max concurrency"), ordering="max_concurrency")
+    def limit(self, control):
+        return control.max_concurrency or _("no limit")
+
+    @admin.display(description=_("pending"), ordering="pending")
+    def pending_link(self, control):
+        return self._link(control.name, TaskStatus.PENDING, control.pending)
+
+    @admin.display(description=_("running"), ordering="running")
+    def running_link(self, control):
+        return self._link(control.name, TaskStatus.PROCESSING, control.running)
+
+    @staticmethod
+    def _link(name: str, status: str, count: int):
+        from django.urls import reverse
+        from django.utils.http import urlencode
+
+        url = reverse("admin:tasks_task_changelist") + "?" + urlencode({"task_type": name, "status": status})
+        return format_html('<a href="{}">{}</a>', url, count)
+
+    # --- permissions --------------------------------------------------------------------------
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("tasks.view_task")
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("tasks.manage_queue")
+
+    def has_manage_queue_permission(self, request):
+        return request.user.has_perm("tasks.manage_queue")
+
+    def has_add_permission(self, request):
+        return False  # a row per registered type, made by migrate or the first control
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        task_type_set_limit(actor=Actor.from_request(request), name=obj.name, max_concurrency=obj.max_concurrency)
+
+    @admin.action(description=_("Pause selected task types"), permissions=["manage_queue"])
+    def pause_types(self, request, queryset):
+        self._apply(request, queryset, task_type_pause, "paused", _("paused"))
+
+    @admin.action(description=_("Resume selected task types"), permissions=["manage_queue"])
+    def resume_types(self, request, queryset):
+        self._apply(request, queryset, task_type_resume, "active", _("resumed"))
+
+    def _apply(self, request, queryset, service, becomes: str, verb) -> None:
+        actor = Actor.from_request(request)
+
+        def apply(name):
+            service(actor=actor, name=name)
+            return becomes
+
+        report_bulk_result(self, request, bulk_apply(queryset.values_list("name", flat=True), apply, limit=None), verb)
 
 
 class IndexedValuesFilter(admin.AllValuesFieldListFilter):
@@ -279,3 +396,145 @@ class AuditLogAdmin(ObjectIdMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ScheduleForm(forms.ModelForm):
+    """Checked as the API checks a schedule (:func:`tasks.services.schedule_check`, as the user
+    who saves it); saved through the services."""
+
+    task_type = forms.ChoiceField(label=_("task type"))
+    params = forms.JSONField(
+        label=_("parameters"),
+        required=False,
+        initial=dict,
+        help_text=_("The task type's params (GET /api/v1/task-types); none for a batch schedule."),
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+    )
+
+    class Meta:
+        model = Schedule
+        fields = ["name", "task_type", "params", "batch", "priority", "cron", "interval_seconds", "enabled"]
+
+    def __init__(self, *args, actor: Actor, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.actor = actor
+        if "task_type" in self.fields:  # view-only users get a form without editable fields
+            names = [job.name for job in job_types() if job.user_startable]
+            if self.instance.task_type and self.instance.task_type not in names:
+                names.append(self.instance.task_type)
+            self.fields["task_type"].choices = [(name, name) for name in names]
+            for name in ("cron", "interval_seconds"):
+                self.fields[name].empty_value = None
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            schedule_check(actor=self.actor, values=self.values())
+        except PermissionDenied as exc:
+            raise forms.ValidationError(exc.message) from None
+        except ServiceError as exc:
+            for field, problems in (exc.errors or {None: [exc.message]}).items():
+                field = field.split(".")[0] if field else None
+                target = "batch" if field == "batch_code" else field if field in self.fields else None
+                self.add_error(target, "; ".join(problems))
+        return cleaned
+
+    def values(self) -> dict:
+        """The cleaned form as the services name a schedule's fields (and ``enabled``)."""
+        cleaned = self.cleaned_data
+        values = {field: cleaned.get(field) for field in SCHEDULE_FIELDS if field != "batch_code"}
+        values["batch_code"] = cleaned["batch"].batch_code if cleaned.get("batch") else None
+        values["params"] = values["params"] or {}
+        values["enabled"] = cleaned.get("enabled", False)
+        return values
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
+    form = ScheduleForm
+    list_display = ("name", "task_type", "batch", "timing", "enabled", "next_run_at", "last_task_link", "owner")
+    list_filter = ("enabled", "task_type")
+    search_fields = ("name", "task_type")
+    list_select_related = ("batch", "created_by", "last_task")
+    list_per_page = 50
+    actions = ["enable_schedules", "disable_schedules", "delete_schedules"]
+    readonly_fields = ("next_run_at", "last_task_link", "owner", "created_at", "updated_at")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        actor = Actor.from_request(request)
+
+        class FormWithActor(form):
+            def __init__(self, *args, **inner):
+                super().__init__(*args, actor=actor, **inner)
+
+        return FormWithActor
+
+    # --- columns ------------------------------------------------------------------------------
+
+    @admin.display(description=_("when"))
+    def timing(self, schedule):
+        if schedule.cron:
+            return schedule.cron
+        return _("every %(seconds)d s") % {"seconds": schedule.interval_seconds}
+
+    @admin.display(description=_("last task"))
+    def last_task_link(self, schedule):
+        task = schedule.last_task
+        if task is None:
+            return "—"
+        return format_html(
+            "<a href='{}'>{}</a> {}",
+            reverse("admin:tasks_task_change", args=[task.pk]),
+            str(task.pk)[:8],
+            status_badge(task.status, task_id=task.pk),
+        )
+
+    @admin.display(description=_("owner"), ordering="created_by__username")
+    def owner(self, schedule):
+        return schedule.created_by.get_username() if schedule.created_by else _("system")
+
+    # --- saving through the services ----------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        actor = Actor.from_request(request)
+        values = form.values()
+        if change:
+            schedule_update(actor=actor, schedule_id=obj.pk, changes=values)
+        else:
+            obj.pk = schedule_create(actor=actor, **values).pk
+        obj.__dict__.update(Schedule.objects.get(pk=obj.pk).__dict__)
+
+    def delete_model(self, request, obj):
+        schedule_delete(actor=Actor.from_request(request), schedule_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        self.delete_schedules(request, queryset)
+
+    # --- actions ------------------------------------------------------------------------------
+
+    @admin.action(description=_("Enable selected schedules"), permissions=["change"])
+    def enable_schedules(self, request, queryset):
+        def enable(actor, pk):
+            schedule_set_enabled(actor=actor, schedule_id=pk, enabled=True)
+            return "enabled"
+
+        run_bulk_action(self, request, queryset.values_list("pk", flat=True), enable, _("enabled"))
+
+    @admin.action(description=_("Disable selected schedules"), permissions=["change"])
+    def disable_schedules(self, request, queryset):
+        def disable(actor, pk):
+            schedule_set_enabled(actor=actor, schedule_id=pk, enabled=False)
+            return "disabled"
+
+        run_bulk_action(self, request, queryset.values_list("pk", flat=True), disable, _("disabled"))
+
+    @admin.action(description=_("Delete selected schedules"), permissions=["delete"])
+    def delete_schedules(self, request, queryset):
+        def delete(actor, pk):
+            schedule_delete(actor=actor, schedule_id=pk)
+            return "deleted"
+
+        run_bulk_action(self, request, queryset.values_list("pk", flat=True), delete, _("deleted"))

@@ -94,8 +94,17 @@ def canary(ctx):
     return {"steps": steps, "steps_done": steps, "resumed_from": start, "attempt": ctx.attempt}
 
 
+def retention_days() -> int:
+    return settings.TASKCENTER_RETENTION_DAYS
+
+
 class PurgeParams(serializers.Serializer):
-    days = StrictIntegerField(min_value=1, max_value=36500, help_text="Delete finished tasks older than this.")
+    days = StrictIntegerField(
+        min_value=1,
+        max_value=36500,
+        default=retention_days,
+        help_text="Delete finished tasks older than this many days (default: TASKCENTER_RETENTION_DAYS).",
+    )
     chunk_size = StrictIntegerField(min_value=1, max_value=5000, default=500)
 
 

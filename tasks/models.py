@@ -13,6 +13,8 @@ from django.utils.translation import gettext_lazy as _
 
 from tasks.fields import AppendOnlyIdField
 from tasks.states import (
+    INTERVAL_SECONDS_MAX,
+    INTERVAL_SECONDS_MIN,
     MAX_CONCURRENCY_MAX,
     MAX_CONCURRENCY_MIN,
     PRIORITY_DEFAULT,
@@ -148,6 +150,92 @@ class TaskType(models.Model):
         ordering = ["name"]
         default_permissions = ()
         permissions = [("manage_queue", _("Can pause task types and limit their concurrency"))]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Schedule(models.Model):
+    """Starts a task of ``task_type`` (or its batch's, with ``batch``) every ``interval_seconds``
+    or at the times of ``cron`` in ``TIME_ZONE`` — exactly one of the two. Its tasks are created
+    by ``created_by`` (none: the system), with that user's permissions at the time of each run.
+    The runner (:mod:`tasks.runtime.schedules`) takes each run with a compare-and-set on
+    ``next_run_at``; every other write goes through :mod:`tasks.services`."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    task_type = models.CharField(_("task type"), max_length=64)
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    #: A batch schedule starts the batch, as its start button does; deleting the batch deletes it.
+    batch = models.ForeignKey(
+        "batches.Batch",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="schedules",
+        verbose_name=_("batch"),
+    )
+    priority = models.SmallIntegerField(_("priority"), default=PRIORITY_DEFAULT)
+    #: Five fields (minute hour day month weekday) evaluated in TIME_ZONE; null for an interval.
+    cron = models.CharField(  # noqa: DJ001 - null: none
+        _("cron"),
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text=_(
+            "Five fields: minute hour day-of-month month day-of-week, in the site's time zone (0 2 * * *: at"
+            " 02:00 every day); or @hourly, @daily, @weekly, @monthly, @yearly. Empty for an interval."
+        ),
+    )
+    interval_seconds = models.PositiveIntegerField(
+        _("interval (seconds)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(INTERVAL_SECONDS_MIN), MaxValueValidator(INTERVAL_SECONDS_MAX)],
+        help_text=_("Seconds between runs, at least 5. Empty for a cron schedule."),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    #: When the next run is due (UTC); null while disabled.
+    next_run_at = models.DateTimeField(_("next run"), null=True, blank=True)
+    #: The task the latest run started (a run is skipped while it is active).
+    last_task = models.ForeignKey(
+        Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("last task")
+    )
+    #: The owner: the schedule's tasks are created by this user. A deleted user's schedules go
+    #: with them (never left to run as the system).
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("owner"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("schedule")
+        verbose_name_plural = _("schedules")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cron__isnull=True, interval_seconds__isnull=False)
+                | Q(cron__isnull=False, interval_seconds__isnull=True),
+                name="schedule_cron_or_interval",
+            ),
+            models.CheckConstraint(
+                condition=Q(interval_seconds__isnull=True)
+                | Q(interval_seconds__gte=INTERVAL_SECONDS_MIN, interval_seconds__lte=INTERVAL_SECONDS_MAX),
+                name="schedule_interval_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(enabled=False) | Q(next_run_at__isnull=False), name="schedule_enabled_has_next_run"
+            ),
+        ]
+        # The runner's question every second: which enabled schedules are due.
+        indexes = [
+            models.Index(fields=["next_run_at"], name="schedule_due_idx", condition=Q(next_run_at__isnull=False))
+        ]
 
     def __str__(self) -> str:
         return self.name

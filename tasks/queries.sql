@@ -75,8 +75,14 @@ SELECT id FROM created;
 -- message names (%(task_id)s) -- or, when a due task of higher priority waits, for the best such
 -- task of the types in %(swap_types)s (a JSON array: those the message's time limit covers); when
 -- the named task cannot be claimed, for the best due task of those types. A task is due when it
--- is pending, handed over, held by no execution and past its next_attempt_at. Returns what the
--- worker needs of the task it claimed, and writes the audit row.
+-- is pending, handed over, held by no execution and past its next_attempt_at, and claimable
+-- when its type (tasks_tasktype) is not paused and -- only when %(limits)s is true -- has a free
+-- slot: fewer executions than its max_concurrency. That count is exact only while no other claim
+-- of the type runs (SQLite's single writer; PostgreSQL: the claim holds the type's row lock, see
+-- tasks.store.claim). A message swaps only to types without controls: a paused or limited type's
+-- task is claimed through its own message, which the pusher hands out within the type's free
+-- slots, and a message naming a due task of a limited type claims that task or nothing.
+-- Returns what the worker needs of the task it claimed, and writes the audit row.
 UPDATE tasks_task SET
     status = 'processing', execution_id = %(execution_id)s, worker = %(worker)s,
     heartbeat_at = %(now)s, started_at = COALESCE(started_at, %(now)s), next_attempt_at = NULL,
@@ -88,15 +94,32 @@ WHERE id = COALESCE((
             AND better.enqueued_at IS NOT NULL
             AND (better.next_attempt_at IS NULL OR better.next_attempt_at <= %(now)s)
             AND better.task_type IN (SELECT value FROM json_each(%(swap_types)s))
+            AND NOT EXISTS (
+                SELECT 1 FROM tasks_tasktype AS control WHERE control.name = better.task_type
+                    AND (control.paused OR control.max_concurrency IS NOT NULL)
+            )
             AND better.priority > COALESCE((
-                SELECT named.priority FROM tasks_task AS named
+                -- the named task when it is due and its type not paused: a limited type's task
+                -- is never swapped away
+                SELECT CASE WHEN control.max_concurrency IS NULL THEN named.priority ELSE 1000 END
+                FROM tasks_task AS named LEFT JOIN tasks_tasktype AS control ON control.name = named.task_type
                 WHERE named.id = %(task_id)s AND named.status = 'pending' AND named.execution_id IS NULL
                     AND (named.next_attempt_at IS NULL OR named.next_attempt_at <= %(now)s)
+                    AND NOT COALESCE(control.paused, 0)
             ), -1000)
         ORDER BY better.priority DESC, better.created_at LIMIT 1
     ), %(task_id)s)
     AND status = 'pending' AND execution_id IS NULL
     AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+    AND NOT EXISTS (
+        SELECT 1 FROM tasks_tasktype AS control WHERE control.name = tasks_task.task_type
+            AND (control.paused OR (control.max_concurrency IS NOT NULL AND (NOT %(limits)s
+                OR control.max_concurrency <= (
+                    SELECT count(*) FROM tasks_task AS held INDEXED BY task_held_idx
+                    WHERE held.execution_id IS NOT NULL AND held.task_type = control.name
+                )
+            )))
+    )
 RETURNING id, task_type, params, attempt, max_attempts, checkpoint, progress, batch_id;
 INSERT INTO tasks_auditlog (
     actor_id, actor_name, action, target_type, target_id, from_status, to_status, details,
@@ -122,16 +145,31 @@ WITH claimed AS (
                 AND better.enqueued_at IS NOT NULL
                 AND (better.next_attempt_at IS NULL OR better.next_attempt_at <= %(now)s)
                 AND better.task_type = ANY(ARRAY(SELECT jsonb_array_elements_text(%(swap_types)s::jsonb)))
+                AND NOT EXISTS (
+                    SELECT 1 FROM tasks_tasktype AS control WHERE control.name = better.task_type
+                        AND (control.paused OR control.max_concurrency IS NOT NULL)
+                )
                 AND better.priority > COALESCE((
-                    SELECT named.priority FROM tasks_task AS named
+                    SELECT CASE WHEN control.max_concurrency IS NULL THEN named.priority ELSE 1000 END
+                    FROM tasks_task AS named LEFT JOIN tasks_tasktype AS control ON control.name = named.task_type
                     WHERE named.id = %(task_id)s AND named.status = 'pending' AND named.execution_id IS NULL
                         AND (named.next_attempt_at IS NULL OR named.next_attempt_at <= %(now)s)
+                        AND NOT COALESCE(control.paused, false)
                 ), -1000)
             ORDER BY better.priority DESC, better.created_at LIMIT 1
             FOR UPDATE SKIP LOCKED
         ), %(task_id)s)
         AND status = 'pending' AND execution_id IS NULL
         AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+        AND NOT EXISTS (
+            SELECT 1 FROM tasks_tasktype AS control WHERE control.name = tasks_task.task_type
+                AND (control.paused OR (control.max_concurrency IS NOT NULL AND (NOT %(limits)s
+                    OR control.max_concurrency <= (
+                        SELECT count(*) FROM tasks_task AS held
+                        WHERE held.execution_id IS NOT NULL AND held.task_type = control.name
+                    )
+                )))
+        )
     RETURNING id, task_type, params, attempt, max_attempts, checkpoint, progress, batch_id
 ), audit AS (
     INSERT INTO tasks_auditlog (
@@ -205,19 +243,39 @@ FROM jsonb_to_recordset(%(logs)s::jsonb)
     AS line("timestamp" timestamptz, level smallint, message text, data text);
 
 -- name: due_tasks (sqlite)
--- The pusher's read of the queue: the first %(limit)s tasks that are pending, handed over, due
--- and held by no execution, highest priority first, then the oldest (id, row version, type), as
--- the database returns them. (INDEXED BY: as in claim_task.)
-SELECT id, updated_at, task_type FROM tasks_task INDEXED BY task_queue_idx
-WHERE status = 'pending' AND execution_id IS NULL AND enqueued_at IS NOT NULL
-    AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
-ORDER BY priority DESC, created_at LIMIT %(limit)s;
+-- The pusher's read of the queue: the first %(limit)s tasks that are pending, handed over, due,
+-- held by no execution and claimable (their type is not paused nor at its max_concurrency),
+-- highest priority first, then the oldest: id, row version, type, and the free slots of a
+-- limited type (null: no limit), as the database returns them. (INDEXED BY: as in claim_task.)
+SELECT queued.id, queued.updated_at, queued.task_type, control.max_concurrency - (
+        SELECT count(*) FROM tasks_task AS held INDEXED BY task_held_idx
+        WHERE held.execution_id IS NOT NULL AND held.task_type = queued.task_type
+    )
+FROM tasks_task AS queued INDEXED BY task_queue_idx
+    LEFT JOIN tasks_tasktype AS control ON control.name = queued.task_type
+WHERE queued.status = 'pending' AND queued.execution_id IS NULL AND queued.enqueued_at IS NOT NULL
+    AND (queued.next_attempt_at IS NULL OR queued.next_attempt_at <= %(now)s)
+    AND NOT COALESCE(control.paused, 0)
+    AND (control.max_concurrency IS NULL OR control.max_concurrency > (
+        SELECT count(*) FROM tasks_task AS held INDEXED BY task_held_idx
+        WHERE held.execution_id IS NOT NULL AND held.task_type = queued.task_type
+    ))
+ORDER BY queued.priority DESC, queued.created_at LIMIT %(limit)s;
 
 -- name: due_tasks (postgresql)
-SELECT id, updated_at, task_type FROM tasks_task
-WHERE status = 'pending' AND execution_id IS NULL AND enqueued_at IS NOT NULL
-    AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
-ORDER BY priority DESC, created_at LIMIT %(limit)s;
+SELECT queued.id, queued.updated_at, queued.task_type, control.max_concurrency - (
+        SELECT count(*) FROM tasks_task AS held
+        WHERE held.execution_id IS NOT NULL AND held.task_type = queued.task_type
+    )
+FROM tasks_task AS queued LEFT JOIN tasks_tasktype AS control ON control.name = queued.task_type
+WHERE queued.status = 'pending' AND queued.execution_id IS NULL AND queued.enqueued_at IS NOT NULL
+    AND (queued.next_attempt_at IS NULL OR queued.next_attempt_at <= %(now)s)
+    AND NOT COALESCE(control.paused, false)
+    AND (control.max_concurrency IS NULL OR control.max_concurrency > (
+        SELECT count(*) FROM tasks_task AS held
+        WHERE held.execution_id IS NOT NULL AND held.task_type = queued.task_type
+    ))
+ORDER BY queued.priority DESC, queued.created_at LIMIT %(limit)s;
 
 -- name: count_due_tasks
 -- How many tasks are in the queue (the condition of due_tasks).

@@ -10,6 +10,7 @@ VIEW = [
     "tasks.view_task",
     "tasks.view_taskstage",
     "tasks.view_tasklog",
+    "tasks.view_schedule",
 ]
 OPERATE = [
     "tasks.start_task",
@@ -25,8 +26,14 @@ MANAGE = [
     "tasks.add_task",
     "tasks.change_task",
     "tasks.delete_task",
+    # Pausing a task type or capping it holds every user's tasks of that type: a queue-wide
+    # decision, unlike steering one task.
+    "tasks.manage_queue",
     # Starting an import_assessments task (its data becomes what batches compute on).
     "batches.add_assessmentrecord",
+    "tasks.add_schedule",
+    "tasks.change_schedule",
+    "tasks.delete_schedule",
 ]
 
 ROLES: dict[str, list[str]] = {

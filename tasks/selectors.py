@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from django.db.models import Count, FloatField, Func, Max, Sum
+from django.db.models import Count, Exists, FloatField, Func, Max, OuterRef, Sum
 from django.utils import timezone, translation
 
-from tasks.models import Task
+from tasks.models import Task, TaskType
 from tasks.states import TaskStatus
 
 
@@ -52,6 +52,29 @@ def task_counts() -> dict[tuple[str, str], int]:
     """Number of tasks per (status, task type)."""
     rows = Task.objects.values_list("status", "task_type").annotate(n=Count("id")).order_by()
     return {(status, task_type): n for status, task_type, n in rows}
+
+
+def type_paused() -> Exists:
+    """Whether a task's type is paused, for a query of tasks (a pending task of a paused type
+    waits until the type is resumed)."""
+    return Exists(TaskType.objects.filter(name=OuterRef("task_type"), paused=True))
+
+
+def task_type_queues(names: list[str]) -> dict[str, dict]:
+    """For each of the task types ``names``: ``paused``, ``max_concurrency`` (None: no limit),
+    ``pending`` and ``running`` (processing) — in two queries."""
+    queues = {name: {"paused": False, "max_concurrency": None, "pending": 0, "running": 0} for name in names}
+    for name, paused, limit in TaskType.objects.filter(name__in=names).values_list("name", "paused", "max_concurrency"):
+        queues[name].update(paused=paused, max_concurrency=limit)
+    counts = (
+        Task.objects.filter(status__in=[TaskStatus.PENDING, TaskStatus.PROCESSING], task_type__in=names)
+        .order_by()
+        .values_list("task_type", "status")
+        .annotate(count=Count("pk"))
+    )
+    for task_type, status, count in counts:
+        queues[task_type]["pending" if status == TaskStatus.PENDING else "running"] = count
+    return queues
 
 
 def worker_resources() -> list[dict]:

@@ -1,4 +1,6 @@
-"""Users' actions on tasks: create, change, cancel, pause, resume, retry, delete, in bulk too.
+"""Users' actions on tasks — create, change, cancel, pause, resume, retry, delete, in bulk too —
+and on schedules (create, change, enable, disable, delete), and on the queue of a task type (pause,
+resume, concurrency limit).
 
 Views, admin actions and management commands call these functions; none re-implements a check.
 Each checks the actor's permission and the rules of the action itself, and writes through the
@@ -11,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -20,11 +22,17 @@ from taskcenter.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from tasks import store
 from tasks.actors import Actor
 from tasks.audit import audit, bulk_operation
-from tasks.models import Task
-from tasks.runtime.registry import get_job_type, job_types, owner_creator, requeue_rules
+from tasks.models import Schedule, Task, TaskType
+from tasks.runtime.registry import get_job_type, job_types, owner_creator, owner_starter, requeue_rules
+from tasks.runtime.schedules import check_cron, next_run
+from tasks.runtime.watchdog import hand_over_waiting
 from tasks.states import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
+    INTERVAL_SECONDS_MAX,
+    INTERVAL_SECONDS_MIN,
+    MAX_CONCURRENCY_MAX,
+    MAX_CONCURRENCY_MIN,
     PRIORITY_DEFAULT,
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -79,6 +87,16 @@ def task_create(
     A type registered with ``user_startable=False`` is refused (:class:`InvalidInput` naming
     ``task_type``) when a user asks for it (``trigger`` API or admin); schedules and code start it.
     """
+    job, clean_params = _startable(actor, task_type, params, trigger=trigger, check_permission=check_permission)
+    _check_scheduling(priority, run_after)
+    return store.create(
+        job=job, params=clean_params, actor=actor, trigger=trigger, batch=batch, priority=priority, run_after=run_after
+    )
+
+
+def _startable(actor: Actor, task_type: str, params, *, trigger: str, check_permission: bool = True):
+    """The job type and validated params of a task ``actor`` may create with ``trigger``
+    (:func:`task_create`'s checks: permissions, a type users may start, params)."""
     if check_permission:
         actor.require("tasks.add_task")
     job = get_job_type(task_type)
@@ -89,11 +107,7 @@ def task_create(
         )
     if check_permission:
         actor.require(*job.permissions)
-    clean_params = job.validate_params(params)
-    _check_scheduling(priority, run_after)
-    return store.create(
-        job=job, params=clean_params, actor=actor, trigger=trigger, batch=batch, priority=priority, run_after=run_after
-    )
+    return job, job.validate_params(params)
 
 
 def _check_scheduling(priority, run_after) -> None:
@@ -128,6 +142,19 @@ def task_create_owned(
     return create(
         actor=actor, **{owner_field: owner}, task_type=task_type, params=params, priority=priority, run_after=run_after
     )
+
+
+def task_start_owned(
+    *, actor: Actor, owner_field: str, owner, trigger: str = Trigger.API, priority: int = PRIORITY_DEFAULT
+) -> Task:
+    """Start the job of the row ``owner`` names — ``owner_field`` ``batch_code``: the batch's
+    statistics, as its start endpoint does — by that app's rules (its ``register_owner_start``
+    function); :class:`InvalidInput` when no installed app starts rows by ``owner_field``."""
+    starter = owner_starter(owner_field)
+    if starter is None:
+        raise InvalidInput(f"{owner_field} names nothing here", errors={owner_field: ["Not supported."]})
+    start, _ = starter
+    return start(actor=actor, **{owner_field: owner}, trigger=trigger, priority=priority)
 
 
 def task_update_params(*, actor: Actor, task_id, params: dict) -> Task:
@@ -383,6 +410,328 @@ def tasks_cancel_many(*, actor: Actor, task_ids: Iterable | None = None, task_ty
     oldest = list(active.order_by("created_at", "pk").values_list("pk", flat=True)[:MAX_CANCEL_PER_REQUEST])
     result = tasks_apply_many(actor=actor, operation="cancel", ids=oldest, limit=None)
     return {**result, "remaining": active.count()}
+
+
+# --- schedules --------------------------------------------------------------------------------
+
+#: What a user sets on a schedule (besides ``enabled``), as the API names them.
+SCHEDULE_FIELDS = ("name", "task_type", "params", "batch_code", "priority", "cron", "interval_seconds")
+SCHEDULE_NAME_MAX = 100
+
+
+def _schedule_pk(schedule_id) -> int:
+    try:
+        pk = int(str(schedule_id))
+    except ValueError:
+        raise NotFound(f"schedule {schedule_id} not found") from None
+    if not 0 < pk < 2**63:
+        raise NotFound(f"schedule {schedule_id} not found")
+    return pk
+
+
+def schedule_values(schedule: Schedule) -> dict:
+    """The schedule's :data:`SCHEDULE_FIELDS` as the API and the audit log name them."""
+    return {
+        "name": schedule.name,
+        "task_type": schedule.task_type,
+        "params": schedule.params,
+        "batch_code": schedule.batch.batch_code if schedule.batch_id else None,
+        "priority": schedule.priority,
+        "cron": schedule.cron,
+        "interval_seconds": schedule.interval_seconds,
+    }
+
+
+def schedule_check(*, actor: Actor, values: dict) -> dict:
+    """The model fields of a schedule with ``values`` (:data:`SCHEDULE_FIELDS`), after the checks
+    of starting its task by hand, by ``actor``: a task type users may start, with params that fit
+    it, and the permissions that needs (``tasks.add_task`` and the type's own); a batch schedule
+    starts its batch (the batch's job type, no params of its own; what starting a batch needs).
+    :class:`InvalidInput` names each bad field, :class:`PermissionDenied` the missing permission."""
+    name = values["name"]
+    if not isinstance(name, str) or not 0 < len(name) <= SCHEDULE_NAME_MAX:
+        message = f"1 to {SCHEDULE_NAME_MAX} characters."
+        raise InvalidInput(f"name: {message}", errors={"name": [message]})
+    _check_scheduling(values["priority"], None)
+    _check_timing(values["cron"], values["interval_seconds"])
+    batch = None
+    if values["batch_code"] is None:
+        _startable(actor, values["task_type"], values["params"], trigger=Trigger.API)
+    else:
+        batch = _batch_to_start(actor, values)
+    return {
+        "name": name,
+        "task_type": values["task_type"],
+        "params": values["params"] or {},  # as given: defaults are the type's at each run
+        "batch": batch,
+        "priority": values["priority"],
+        "cron": values["cron"],
+        "interval_seconds": values["interval_seconds"],
+    }
+
+
+def _batch_to_start(actor: Actor, values: dict):
+    job = get_job_type(values["task_type"])
+    own_types = [other.name for other in job_types() if other.params_from_batch]
+    if not job.params_from_batch:
+        message = f"A batch schedule starts the batch's own task type ({', '.join(own_types)})."
+        raise InvalidInput(f"task_type: {message}", errors={"task_type": [message]})
+    if values["params"]:
+        message = "A batch schedule runs the batch's configuration: leave params out."
+        raise InvalidInput(f"params: {message}", errors={"params": [message]})
+    starter = owner_starter("batch_code")
+    if starter is None:
+        raise InvalidInput("batch_code names nothing here", errors={"batch_code": ["Not supported."]})
+    actor.require(*starter[1])
+    batches = Schedule._meta.get_field("batch").related_model.objects
+    batch = batches.filter(batch_code=values["batch_code"]).first()
+    if batch is None:
+        message = f"Unknown batch {values['batch_code']!r}."
+        raise InvalidInput(f"batch_code: {message}", errors={"batch_code": [message]})
+    return batch
+
+
+def _check_timing(cron, interval_seconds) -> None:
+    if (cron is None) == (interval_seconds is None):
+        message = "Give exactly one of cron and interval_seconds (the other null)."
+        raise InvalidInput(message, errors={"cron": [message], "interval_seconds": [message]})
+    if cron is not None:
+        check_cron(cron)
+    elif (
+        isinstance(interval_seconds, bool)
+        or not isinstance(interval_seconds, int)
+        or not INTERVAL_SECONDS_MIN <= interval_seconds <= INTERVAL_SECONDS_MAX
+    ):
+        message = f"A whole number of seconds from {INTERVAL_SECONDS_MIN} to {INTERVAL_SECONDS_MAX}."
+        raise InvalidInput(f"interval_seconds: {message}", errors={"interval_seconds": [message]})
+
+
+def _check_enabled(enabled) -> None:
+    if not isinstance(enabled, bool):
+        raise InvalidInput("enabled must be true or false", errors={"enabled": ["Must be true or false."]})
+
+
+def _first_run(fields: dict, now):
+    return next_run(cron=fields["cron"], interval_seconds=fields["interval_seconds"], after=now)
+
+
+def _name_taken(name: str) -> Conflict:
+    message = f"A schedule named {name!r} exists."
+    return Conflict(f"schedule {name!r} already exists", errors={"name": [message]})
+
+
+def schedule_create(
+    *,
+    actor: Actor,
+    name: str,
+    task_type: str,
+    params: dict | None = None,
+    batch_code: str | None = None,
+    priority: int = PRIORITY_DEFAULT,
+    cron: str | None = None,
+    interval_seconds: int | None = None,
+    enabled: bool = True,
+) -> Schedule:
+    """A schedule owned by ``actor``: it starts a task of ``task_type`` with ``params`` (or, with
+    ``batch_code``, starts that batch) every ``interval_seconds`` or at the times of ``cron`` in
+    ``TIME_ZONE`` — exactly one of the two. Needs ``tasks.add_schedule`` and what starting that
+    task needs (:func:`schedule_check`); its first run is one interval, or the cron's next time,
+    from now. :class:`Conflict` naming ``name`` when the name is taken. Audited ``schedule.create``.
+    """
+    actor.require("tasks.add_schedule")
+    values = {
+        "name": name,
+        "task_type": task_type,
+        "params": params,
+        "batch_code": batch_code,
+        "priority": priority,
+        "cron": cron,
+        "interval_seconds": interval_seconds,
+    }
+    fields = schedule_check(actor=actor, values=values)
+    _check_enabled(enabled)
+    schedule = Schedule(
+        **fields,
+        enabled=enabled,
+        next_run_at=_first_run(fields, timezone.now()) if enabled else None,
+        created_by=actor.user,
+    )
+    try:
+        with transaction.atomic():
+            schedule.save(force_insert=True)
+            audit(
+                actor=actor,
+                action="schedule.create",
+                target_type="schedule",
+                target_id=schedule.pk,
+                details={**schedule_values(schedule), "enabled": enabled},
+            )
+    except IntegrityError:
+        raise _name_taken(name) from None
+    return schedule
+
+
+def schedule_update(*, actor: Actor, schedule_id, changes: dict) -> Schedule:
+    """Change some of :data:`SCHEDULE_FIELDS` and ``enabled``; needs ``tasks.change_schedule`` and,
+    when more than ``enabled`` changes, the checks of :func:`schedule_create` on the result (the
+    owner stays). A new timing starts over from now. Audited ``schedule.change`` (``changes``:
+    each field's old and new value), and ``schedule.enable`` / ``schedule.disable``."""
+    actor.require("tasks.change_schedule")
+    unknown = sorted(set(changes) - {*SCHEDULE_FIELDS, "enabled"})
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(unknown)}", errors={k: ["Unknown field."] for k in unknown})
+    if "enabled" in changes:
+        _check_enabled(changes["enabled"])
+    try:
+        with transaction.atomic():
+            schedule = _locked_schedule(schedule_id)
+            before = schedule_values(schedule)
+            after = {**before, **{key: value for key, value in changes.items() if key != "enabled"}}
+            changed = {key: [before[key], after[key]] for key in SCHEDULE_FIELDS if before[key] != after[key]}
+            if changed:
+                fields = schedule_check(actor=actor, values=after)
+                for field, value in fields.items():
+                    setattr(schedule, field, value)
+                if schedule.enabled and {"cron", "interval_seconds"} & set(changed):
+                    schedule.next_run_at = _first_run(fields, timezone.now())
+                schedule.save()
+                audit(
+                    actor=actor,
+                    action="schedule.change",
+                    target_type="schedule",
+                    target_id=schedule.pk,
+                    details={"name": schedule.name, "changes": changed},
+                )
+            if changes.get("enabled", schedule.enabled) != schedule.enabled:
+                _set_enabled(actor, schedule, changes["enabled"])
+    except IntegrityError:
+        raise _name_taken(changes["name"]) from None
+    return schedule
+
+
+def schedule_set_enabled(*, actor: Actor, schedule_id, enabled: bool) -> Schedule:
+    """Enable (the next run is one interval, or the cron's next time, from now) or disable (no run
+    until enabled again; ``next_run_at`` null) a schedule; needs ``tasks.change_schedule``.
+    :class:`Conflict` when it is so already. Audited ``schedule.enable`` / ``schedule.disable``."""
+    actor.require("tasks.change_schedule")
+    _check_enabled(enabled)
+    with transaction.atomic():
+        schedule = _locked_schedule(schedule_id)
+        if schedule.enabled == enabled:
+            raise Conflict(f"schedule {schedule.name!r} is already {'enabled' if enabled else 'disabled'}")
+        _set_enabled(actor, schedule, enabled)
+    return schedule
+
+
+def _set_enabled(actor: Actor, schedule: Schedule, enabled: bool) -> None:
+    schedule.enabled = enabled
+    schedule.next_run_at = _first_run(schedule_values(schedule), timezone.now()) if enabled else None
+    schedule.save(update_fields=["enabled", "next_run_at", "updated_at"])
+    audit(
+        actor=actor,
+        action="schedule.enable" if enabled else "schedule.disable",
+        target_type="schedule",
+        target_id=schedule.pk,
+        details={"name": schedule.name},
+    )
+
+
+def schedule_delete(*, actor: Actor, schedule_id) -> None:
+    """Delete a schedule (the tasks it started stay); needs ``tasks.delete_schedule``. Audited
+    ``schedule.delete``."""
+    actor.require("tasks.delete_schedule")
+    with transaction.atomic():
+        schedule = _locked_schedule(schedule_id)
+        details = {**schedule_values(schedule), "enabled": schedule.enabled}
+        pk = schedule.pk
+        schedule.delete()
+        audit(actor=actor, action="schedule.delete", target_type="schedule", target_id=pk, details=details)
+
+
+def _locked_schedule(schedule_id) -> Schedule:
+    """The schedule, locked for the rest of the transaction (PostgreSQL; SQLite's transaction
+    holds the write lock): changes and the runner's compare-and-set do not interleave."""
+    try:
+        locked = Schedule.objects.select_for_update(of=("self",)).select_related("batch")
+        return locked.get(pk=_schedule_pk(schedule_id))
+    except Schedule.DoesNotExist:
+        raise NotFound(f"schedule {schedule_id} not found") from None
+
+
+# --- queue controls ---------------------------------------------------------------------------
+
+
+#: A task type's pause and resume as the audit log shows them (a type is active or paused).
+_PAUSE = {"from_status": "active", "to_status": "paused"}
+_RESUME = {"from_status": "paused", "to_status": "active"}
+
+
+def _control_row(name: str) -> TaskType:
+    """The control row of the registered type ``name``, locked for a change (created on first
+    use); :class:`NotFound` for a type that is not registered."""
+    try:
+        get_job_type(name)
+    except InvalidInput:
+        raise NotFound(f"task type {name!r} not found") from None
+    TaskType.objects.bulk_create([TaskType(name=name)], ignore_conflicts=True)
+    return TaskType.objects.select_for_update().get(name=name)
+
+
+def task_type_pause(*, actor: Actor, name: str) -> TaskType:
+    """Stop every cluster's workers claiming new tasks of the type ``name``: running ones go on,
+    pending ones wait. :class:`Conflict` when it is paused already."""
+    actor.require("tasks.manage_queue")
+    with transaction.atomic():
+        control = _control_row(name)
+        if control.paused:
+            raise Conflict(f"task type {name!r} is already paused")
+        control.paused = True
+        control.save(update_fields=["paused", "updated_at"])
+        audit(actor=actor, action="task_type.pause", target_type="task_type", target_id=name, **_PAUSE)
+    return control
+
+
+def task_type_resume(*, actor: Actor, name: str) -> TaskType:
+    """Let the workers claim the type's tasks again. :class:`Conflict` when it is not paused."""
+    actor.require("tasks.manage_queue")
+    with transaction.atomic():
+        control = _control_row(name)
+        if not control.paused:
+            raise Conflict(f"task type {name!r} is not paused")
+        control.paused = False
+        control.save(update_fields=["paused", "updated_at"])
+        audit(actor=actor, action="task_type.resume", target_type="task_type", target_id=name, **_RESUME)
+        transaction.on_commit(lambda: hand_over_waiting(name))
+    return control
+
+
+def task_type_set_limit(*, actor: Actor, name: str, max_concurrency: int | None) -> TaskType:
+    """At most ``max_concurrency`` tasks of the type ``name`` held by an execution at once, over
+    every cluster (``None``: no limit). Tasks running beyond a lowered limit go on; no new one
+    starts until the type is under it. Audited when the value changes."""
+    actor.require("tasks.manage_queue")
+    if max_concurrency is not None and (
+        isinstance(max_concurrency, bool)
+        or not isinstance(max_concurrency, int)
+        or not MAX_CONCURRENCY_MIN <= max_concurrency <= MAX_CONCURRENCY_MAX
+    ):
+        message = f"A whole number from {MAX_CONCURRENCY_MIN} to {MAX_CONCURRENCY_MAX}, or null for no limit."
+        raise InvalidInput(f"max_concurrency: {message}", errors={"max_concurrency": [message]})
+    with transaction.atomic():
+        control = _control_row(name)
+        before = control.max_concurrency
+        if before != max_concurrency:
+            control.max_concurrency = max_concurrency
+            control.save(update_fields=["max_concurrency", "updated_at"])
+            audit(
+                actor=actor,
+                action="task_type.limit",
+                target_type="task_type",
+                target_id=name,
+                details={"max_concurrency": {"from": before, "to": max_concurrency}},
+            )
+            transaction.on_commit(lambda: hand_over_waiting(name))
+    return control
 
 
 # --- bulk by filter ---------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class Trigger(models.TextChoices):
     API = "api", _("API")
     #: Re-queued by a retry (automatic or by a user).
     RETRY = "retry", _("Retry")
-    #: Started by a schedule (maintenance jobs).
+    #: Started by a schedule.
     SCHEDULE = "schedule", _("Schedule")
     #: Enqueued from code through the Django Tasks backend.
     ENQUEUE = "enqueue", _("Enqueued (code)")
@@ -88,6 +88,9 @@ USER_TRIGGERS: frozenset[str] = frozenset({Trigger.MANUAL, Trigger.API})
 
 #: A task's priority: workers claim the highest first, then the oldest.
 PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = -100, 100, 0
+
+#: A schedule's interval: at least 5 seconds (the runner looks once a second), at most a year.
+INTERVAL_SECONDS_MIN, INTERVAL_SECONDS_MAX = 5, 366 * 24 * 3600
 
 #: A task type's concurrency limit, when it has one (operators set it at run time).
 MAX_CONCURRENCY_MIN, MAX_CONCURRENCY_MAX = 1, 1000

@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 
 from taskcenter import metrics
@@ -27,7 +27,7 @@ from taskcenter.db import rows_or_changes
 from taskcenter.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from tasks.actors import SYSTEM, Actor
 from tasks.audit import audit, audit_entry, change_line
-from tasks.models import AuditLog, Task, TaskLog, TaskStage
+from tasks.models import AuditLog, Task, TaskLog, TaskStage, TaskType
 from tasks.runtime.queue import send, tasks_table_is_the_queue
 from tasks.runtime.registry import JobType, dependents_cleanups, get_job_type
 from tasks.states import (
@@ -396,24 +396,37 @@ def requeue(
 
 def claim(task_id: uuid.UUID, execution_id: uuid.UUID, worker: str, *, swap_types: Iterable[str] = ()) -> Task | None:
     """``pending → processing`` with the fencing token ``execution_id``, audited, for a due task
-    that no execution holds: ``task_id`` — unless a due task of a higher priority and of one of
-    ``swap_types`` waits, or ``task_id`` cannot be claimed: then the best due task of those types
-    (highest priority, then oldest). Returns the task claimed with what a run needs of it
-    (``task_type``, ``params``, ``attempt``, ``max_attempts``, ``checkpoint``, ``progress``,
-    ``batch_id``), or None when none was."""
+    that no execution holds and whose type is neither paused nor at its concurrency limit (over
+    every cluster): ``task_id`` — unless a due task of a higher priority and of one of
+    ``swap_types`` waits (of a type without controls), or ``task_id`` cannot be claimed: then the
+    best due task of those types (highest priority, then oldest). Returns the task claimed with
+    what a run needs of it (``task_type``, ``params``, ``attempt``, ``max_attempts``,
+    ``checkpoint``, ``progress``, ``batch_id``), or None when none was."""
     db = connections[DEFAULT_DB_ALIAS]
     now = timezone.now()
-    rows = _write(
-        "claim_task",
-        {
-            "task_id": _pk(task_id, db),
-            "swap_types": json.dumps(sorted(swap_types)),
-            "execution_id": Task._meta.get_field("execution_id").get_db_prep_save(execution_id, db),
-            "worker": worker,
-            "now": Task._meta.get_field("updated_at").get_db_prep_save(now, db),
-            "details": json.dumps({"execution_id": str(execution_id), "worker": worker}),
-        },
-    )
+    arguments = {
+        "task_id": _pk(task_id, db),
+        "swap_types": json.dumps(sorted(swap_types)),
+        "execution_id": Task._meta.get_field("execution_id").get_db_prep_save(execution_id, db),
+        "worker": worker,
+        "now": Task._meta.get_field("updated_at").get_db_prep_save(now, db),
+        "details": json.dumps({"execution_id": str(execution_id), "worker": worker}),
+    }
+    if db.vendor == "sqlite":
+        # One writer at a time: the statement's count of a limited type's executions is exact.
+        rows = _write("claim_task", {**arguments, "limits": True})
+    else:
+        # Two statements running at once would count the same free slot (neither sees the other's
+        # claim): a task of a limited type is claimed under its type's row lock, in a transaction,
+        # where the statement counts what the claims before it committed. Other claims take one
+        # statement, no lock.
+        rows = _write("claim_task", {**arguments, "limits": False})
+        if not rows:
+            with transaction.atomic(using=db.alias):
+                named_type = Task.objects.filter(pk=task_id).values("task_type")
+                locked = TaskType.objects.select_for_update().filter(name__in=named_type, max_concurrency__isnull=False)
+                if locked.values_list("name", flat=True).first() is not None:
+                    rows = _write("claim_task", {**arguments, "limits": True})
     if not rows:
         return None
     raw_id, task_type, params, attempt, max_attempts, checkpoint, progress, batch_id = rows[0]
@@ -638,10 +651,39 @@ def mark_alerted(task_id) -> bool:
 # --- the queue --------------------------------------------------------------------------------
 
 
+def free_slots() -> dict[str, int]:
+    """For each task type with a control: how many more of its tasks may start now — 0 for a
+    paused type, the limit less the tasks held by an execution for a limited one. Types that are
+    not in the answer have no limit."""
+    controls = TaskType.objects.filter(Q(paused=True) | Q(max_concurrency__isnull=False))
+    controls = list(controls.values_list("name", "paused", "max_concurrency"))
+    limited = [name for name, paused, _ in controls if not paused]
+    held = dict(
+        Task.objects.filter(execution_id__isnull=False, task_type__in=limited)
+        .order_by()
+        .values_list("task_type")
+        .annotate(count=Count("pk"))
+    )
+    return {name: 0 if paused else max(0, limit - held.get(name, 0)) for name, paused, limit in controls}
+
+
+def withhold(task_id) -> bool:
+    """Mark a pending task not handed over when its message found its type paused or at its
+    limit (with a broker that keeps its own messages: the message is spent), so that it is sent
+    again once its type can take it (:func:`tasks.runtime.watchdog.hand_over_waiting`)."""
+    controlled = TaskType.objects.filter(Q(paused=True) | Q(max_concurrency__isnull=False)).values("name")
+    return bool(
+        Task.objects.filter(
+            pk=task_id, status=TaskStatus.PENDING, execution_id__isnull=True, task_type__in=controlled
+        ).update(enqueued_at=None)
+    )
+
+
 def due_tasks(*, limit: int) -> list[tuple]:
-    """The ``limit`` oldest tasks in the queue — pending, handed over, due and held by no
-    execution — as ``(id, row version, task_type)`` the way the database returns them (on SQLite
-    the id is 32 hex digits)."""
+    """The first ``limit`` tasks in the queue — pending, handed over, due, held by no execution,
+    of a type neither paused nor at its concurrency limit — highest priority first, then the
+    oldest, as ``(id, row version, task_type, free slots of the type or None)`` the way the
+    database returns them (on SQLite the id is 32 hex digits)."""
     return _read("due_tasks", limit=limit)
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -429,3 +431,59 @@ def parse_event_stream(text: str) -> list[dict]:
         if event:
             events.append(event)
     return events
+
+
+class SessionContract:
+    """The document, fetched from the first live server that asks (once a session: every server
+    runs the same code), and with it what every operation answered. Fetched anonymously: a
+    user's request would count against the throttling test's rate."""
+
+    def __init__(self):
+        self.contract: ApiContract | None = None
+
+    def of(self, base: str) -> ApiContract:
+        if self.contract is None:
+            self.contract = ApiContract.fetch(base)
+        return self.contract
+
+
+class Http:
+    """Requests to a live server; every answer is checked against the document as it arrives."""
+
+    def __init__(self, base: str, token: str | None = None, *, contract: SessionContract):
+        self.base, self.token = base, token
+        self.contract = contract.of(base)
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body=None,
+        *,
+        raw: bytes | None = None,
+        content_type="application/json",
+        headers: dict | None = None,
+    ):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        request = urllib.request.Request(self.base + path, data=data, method=method.upper(), headers=headers or {})
+        if data is not None:
+            request.add_header("Content-Type", content_type)
+        if self.token:
+            request.add_header("Authorization", f"Token {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, payload, headers = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as error:
+            status, payload, headers = error.code, error.read(), error.headers
+        self.last_headers = headers
+        return status, self.checked(method, path, status, headers, payload)
+
+    def checked(self, method: str, path: str, status: int, headers, payload: bytes):
+        """The answer's body (parsed when JSON), once it matched the document."""
+        self.contract.check(method, path, status, headers.get("Content-Type"), payload)
+        body = json.loads(payload) if headers.get("Content-Type", "").startswith("application/json") else payload
+        if isinstance(body, dict) and "code" in body:
+            assert body["code"] == status and body["success"] is (status < 400)
+            if status >= 400:
+                assert body["data"] is None
+        return body

@@ -17,6 +17,20 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: The Redis database the tests that run a cluster on the Redis broker use (flushed by each).
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def redis_answers() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05, message: str = "condition"):
     """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout

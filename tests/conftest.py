@@ -143,3 +143,25 @@ def web_server(transactional_db, tmp_path):
     server = WebServer(tmp_path).start()
     yield server
     server.stop()
+
+
+# --- a running service over HTTP ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def api_contract():
+    from tests.api_contract import SessionContract
+
+    return SessionContract()
+
+
+@pytest.fixture
+def http(cluster, web_server, manager, api_contract):
+    """Requests to the running service as the manager, every answer checked against the document."""
+    from rest_framework.authtoken.models import Token
+
+    from batches.assessments import generate
+    from tests.api_contract import Http
+
+    generate(300, seed=3)
+    return Http(web_server.url, Token.objects.create(user=manager).key, contract=api_contract)

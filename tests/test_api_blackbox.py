@@ -6,7 +6,6 @@ answered a 2xx here."""
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,79 +13,11 @@ import urllib.request
 import pytest
 from rest_framework.authtoken.models import Token
 
-from batches.assessments import generate
-from tests.api_contract import ApiContract
+from tests.api_contract import Http
 from tests.api_helpers import EXAMPLE_BATCH
 from tests.cluster import WebServer, wait_for
 
 pytestmark = pytest.mark.worker
-
-
-class SessionContract:
-    """The document, fetched from the first live server that asks (once a session: every server
-    runs the same code), and with it what every operation answered. Fetched anonymously: a
-    user's request would count against the throttling test's rate."""
-
-    def __init__(self):
-        self.contract: ApiContract | None = None
-
-    def of(self, base: str) -> ApiContract:
-        if self.contract is None:
-            self.contract = ApiContract.fetch(base)
-        return self.contract
-
-
-@pytest.fixture(scope="session")
-def api_contract():
-    return SessionContract()
-
-
-class Http:
-    """Requests to a live server; every answer is checked against the document as it arrives."""
-
-    def __init__(self, base: str, token: str | None = None, *, contract: SessionContract):
-        self.base, self.token = base, token
-        self.contract = contract.of(base)
-
-    def __call__(
-        self,
-        method: str,
-        path: str,
-        body=None,
-        *,
-        raw: bytes | None = None,
-        content_type="application/json",
-        headers: dict | None = None,
-    ):
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        request = urllib.request.Request(self.base + path, data=data, method=method.upper(), headers=headers or {})
-        if data is not None:
-            request.add_header("Content-Type", content_type)
-        if self.token:
-            request.add_header("Authorization", f"Token {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                status, payload, headers = response.status, response.read(), response.headers
-        except urllib.error.HTTPError as error:
-            status, payload, headers = error.code, error.read(), error.headers
-        self.last_headers = headers
-        return status, self.checked(method, path, status, headers, payload)
-
-    def checked(self, method: str, path: str, status: int, headers, payload: bytes):
-        """The answer's body (parsed when JSON), once it matched the document."""
-        self.contract.check(method, path, status, headers.get("Content-Type"), payload)
-        body = json.loads(payload) if headers.get("Content-Type", "").startswith("application/json") else payload
-        if isinstance(body, dict) and "code" in body:
-            assert body["code"] == status and body["success"] is (status < 400)
-            if status >= 400:
-                assert body["data"] is None
-        return body
-
-
-@pytest.fixture
-def http(cluster, web_server, manager, api_contract):
-    generate(300, seed=3)
-    return Http(web_server.url, Token.objects.create(user=manager).key, contract=api_contract)
 
 
 def busy_workers(http, cluster) -> list[str]:
@@ -200,6 +131,23 @@ def test_steering_running_tasks_through_the_running_service(http, cluster):
     assert http("get", "/readyz")[1]["status"] == "ready"
     status, metrics = http("get", "/metrics")
     assert status == 200 and b"taskcenter_" in metrics
+
+
+def test_schedules_through_the_running_service(http):
+    body = {"name": "nightly canary", "task_type": "canary", "params": {"seconds": 0}, "cron": "0 3 * * *"}
+    status, created = http("post", "/api/v1/schedules", body)
+    assert status == 201 and created["data"]["cron"] == "0 3 * * *" and created["data"]["next_run_at"]
+    url = f"/api/v1/schedules/{created['data']['id']}"
+    assert http("post", "/api/v1/schedules", {**body, "name": "bad", "cron": "0 0 31 2 *"})[1]["errors"].keys() == {
+        "cron"
+    }
+    listed = http("get", "/api/v1/schedules?task_type=canary&enabled=true")[1]["data"]
+    assert [item["name"] for item in listed["results"]] == ["nightly canary"]
+    assert http("get", url)[1]["data"]["created_by"] == "manager"
+    changed = http("patch", url, {"cron": None, "interval_seconds": 3600, "enabled": False})[1]["data"]
+    assert (changed["interval_seconds"], changed["enabled"], changed["next_run_at"]) == (3600, False, None)
+    assert http("delete", url)[0] == 200
+    assert http("get", url)[0] == 404
 
 
 def test_bulk_actions_by_filter_through_the_running_service(http):
@@ -367,6 +315,17 @@ def test_throttling_answers_429_with_retry_after(transactional_db, tmp_path, man
         assert codes[:3] == [200, 200, 200] and codes[-1] == 429
     finally:
         server.stop()
+
+
+def test_the_queue_controls_of_a_task_type(http, cluster):
+    assert http("post", "/api/v1/task-types/canary/pause")[1]["data"]["paused"] is True
+    assert http("post", "/api/v1/task-types/canary/pause")[0] == 409
+    assert http("get", "/api/v1/task-types/canary")[1]["data"]["paused"] is True
+    assert http("post", "/api/v1/task-types/canary/resume")[1]["data"]["paused"] is False
+    assert http("patch", "/api/v1/task-types/canary", {"max_concurrency": 2})[1]["data"]["max_concurrency"] == 2
+    assert http("patch", "/api/v1/task-types/canary", {"max_concurrency": 0})[0] == 400
+    assert http("patch", "/api/v1/task-types/canary", {"max_concurrency": None})[1]["data"]["max_concurrency"] is None
+    assert http("get", "/api/v1/task-types/nope")[0] == 404
 
 
 def test_every_operation_of_the_document_answered_a_2xx_here(api_contract, request):

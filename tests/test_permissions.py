@@ -8,13 +8,14 @@ import pytest
 
 from batches.services import batch_create
 from tasks.actors import SYSTEM
-from tasks.models import Task
+from tasks.models import Schedule, Task
 from tasks.roles import ROLES
-from tasks.services import task_create
+from tasks.services import schedule_create, task_create
 from tests.api_helpers import client_for
 
 CONFIG = {"include_dimensions": ["academic"], "calculation_types": ["descriptive"]}
 T = "{task}"
+S = "{schedule}"
 #: The bulk actions by filter (the API's and the admin's) and the permission each needs.
 BULK_PERMISSIONS = {
     "cancel": "tasks.cancel_task",
@@ -64,8 +65,23 @@ ENDPOINTS = [
     ("post", "/api/v1/tasks/batch-delete", {"task_ids": [T]}, ["tasks.delete_task"]),
     ("get", "/api/v1/tasks/statistics", None, ["tasks.view_task"]),
     ("get", "/api/v1/task-types", None, ["tasks.view_task"]),
+    ("get", "/api/v1/task-types/canary", None, ["tasks.view_task"]),
+    ("patch", "/api/v1/task-types/canary", {"max_concurrency": 2}, ["tasks.manage_queue"]),
+    ("post", "/api/v1/task-types/canary/pause", None, ["tasks.manage_queue"]),
+    ("post", "/api/v1/task-types/canary/resume", None, ["tasks.manage_queue"]),
     ("get", "/api/v1/data-sources", None, ["batches.view_batch"]),
     ("get", "/api/v1/audit-logs", None, ["tasks.view_auditlog"]),
+    ("get", "/api/v1/schedules", None, ["tasks.view_schedule"]),
+    (
+        "post",
+        "/api/v1/schedules",
+        {"name": "new", "task_type": "canary", "interval_seconds": 60},
+        # and what starting its task needs
+        ["tasks.add_schedule", "tasks.add_task"],
+    ),
+    ("get", f"/api/v1/schedules/{S}", None, ["tasks.view_schedule"]),
+    ("patch", f"/api/v1/schedules/{S}", {"enabled": False}, ["tasks.change_schedule"]),
+    ("delete", f"/api/v1/schedules/{S}", None, ["tasks.delete_schedule"]),
     *[
         (
             "post",
@@ -80,13 +96,13 @@ ENDPOINTS = [
 ROLE_NAMES = ["anonymous", "nobody", "viewer", "operator", "manager"]
 
 
-def _fill(value, task_id):
+def _fill(value, task_id, schedule_id=""):
     if isinstance(value, str):
-        return value.replace(T, task_id)
+        return value.replace(T, task_id).replace(S, schedule_id)
     if isinstance(value, list):
-        return [_fill(v, task_id) for v in value]
+        return [_fill(v, task_id, schedule_id) for v in value]
     if isinstance(value, dict):
-        return {k: _fill(v, task_id) for k, v in value.items()}
+        return {k: _fill(v, task_id, schedule_id) for k, v in value.items()}
     return value
 
 
@@ -104,8 +120,11 @@ def test_permission_matrix(request, role, method, url, body, needs):
     user = None if role == "anonymous" else request.getfixturevalue(role)
     batch_create(actor=SYSTEM, batch_code="B1", data_source="student_assessments", config=CONFIG)
     task = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0, "steps": 1})
+    schedule = schedule_create(actor=SYSTEM, name="S1", task_type="canary", interval_seconds=60)
+    ids = (str(task.pk), str(schedule.pk))
     before = list(Task.objects.values_list("pk", "status"))
-    response = getattr(client_for(user), method)(_fill(url, str(task.pk)), _fill(body, str(task.pk)), format="json")
+    schedules_before = list(Schedule.objects.values_list("pk", "enabled"))
+    response = getattr(client_for(user), method)(_fill(url, *ids), _fill(body, *ids), format="json")
     granted = set(ROLES.get(role, [])) if user is not None else set()
     if user is None:
         expected = {401}
@@ -117,6 +136,7 @@ def test_permission_matrix(request, role, method, url, body, needs):
         assert response.status_code in expected, (response.status_code, response.content[:300])
         assert response.json()["success"] is False
         assert list(Task.objects.values_list("pk", "status")) == before, "a refused request changes nothing"
+        assert list(Schedule.objects.values_list("pk", "enabled")) == schedules_before
     else:
         assert response.status_code not in (401, 403), (response.status_code, response.content[:300])
 
@@ -276,6 +296,38 @@ def test_a_task_that_joins_a_batch_while_it_is_deleted_still_needs_delete_task(d
     refused = client_for(user).delete("/api/v1/statistics/batches/LATE")
     assert refused.status_code == 403 and "tasks.delete_task" in refused.json()["message"]
     assert Batch.objects.filter(batch_code="LATE").exists() and Task.objects.filter(batch__batch_code="LATE").exists()
+
+
+#: The schedules' admin pages and actions: who may open, add and run each.
+ADMIN_SCHEDULES = {
+    "anonymous": (302, 302, set()),  # to the login page
+    "nobody": (403, 403, set()),
+    "viewer": (200, 403, set()),
+    "operator": (200, 403, set()),
+    "manager": (200, 200, {"enable_schedules", "disable_schedules", "delete_schedules"}),
+}
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+def test_the_schedule_admin_per_role(request, role):
+    from django.test import Client
+
+    request.getfixturevalue("roles")
+    schedule = schedule_create(actor=SYSTEM, name="S1", task_type="canary", interval_seconds=60)
+    client = Client()
+    if role != "anonymous":
+        client.force_login(request.getfixturevalue(role))
+    listing, adding, actions = ADMIN_SCHEDULES[role]
+    response = client.get("/admin/tasks/schedule/")
+    assert response.status_code == listing
+    assert client.get("/admin/tasks/schedule/add/").status_code == adding
+    if listing == 200:
+        form = response.context["action_form"]
+        offered = {name for name, _ in form.fields["action"].choices if name} if form else set()
+        assert offered == actions
+    # An action posted without its permission changes nothing.
+    client.post("/admin/tasks/schedule/", {"action": "disable_schedules", "_selected_action": [schedule.pk]})
+    assert Schedule.objects.get(pk=schedule.pk).enabled is (role != "manager")
 
 
 @pytest.mark.parametrize("role", ROLE_NAMES)

@@ -140,7 +140,7 @@ def test_watchdog_marks_a_silent_worker_lost_and_schedules_a_retry(db, settings)
 
 def _queued() -> list[uuid.UUID]:
     """The ids of the tasks the pusher would hand out (the tasks table as the queue)."""
-    return [uuid.UUID(str(task_id)) for task_id, _, _ in store.due_tasks(limit=10)]
+    return [uuid.UUID(str(row[0])) for row in store.due_tasks(limit=10)]
 
 
 def test_watchdog_hands_over_what_was_never_handed_over_and_releases_orphaned_executions(db, settings):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,20 +14,11 @@ import pytest
 from django.db import connection
 
 from tasks.models import AuditLog, Task
-from tests.cluster import ROOT, Cluster, wait_for
+from tests.cluster import REDIS_URL, ROOT, Cluster, redis_answers, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres]
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 TASKS = 500
-
-
-def redis_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(params=["redis", "orm"])

@@ -23,7 +23,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Field
 from rest_framework.authtoken.models import Token
 
-from tasks.models import Task, TaskStage
+from tasks.models import Task, TaskStage, TaskType
 
 
 class Select:
@@ -116,7 +116,12 @@ TASK_DETAIL = Select(
            "tasks_task"."attempt", "tasks_task"."max_attempts", "tasks_task"."trigger", "tasks_task"."priority",
            "tasks_task"."run_after", "auth_user"."username",
            "tasks_task"."created_at", "tasks_task"."started_at", "tasks_task"."completed_at",
-           "tasks_task"."updated_at", "tasks_task"."params", "tasks_task"."result"
+           "tasks_task"."updated_at",
+           EXISTS (
+               SELECT 1 FROM "tasks_tasktype"
+               WHERE "tasks_tasktype"."name" = "tasks_task"."task_type" AND "tasks_tasktype"."paused"
+           ),
+           "tasks_task"."params", "tasks_task"."result"
     FROM "tasks_task"
     LEFT OUTER JOIN "batches_batch" ON "batches_batch"."id" = "tasks_task"."batch_id"
     LEFT OUTER JOIN "auth_user" ON "auth_user"."id" = "tasks_task"."created_by_id"
@@ -139,7 +144,9 @@ TASK_DETAIL = Select(
             "run_after",
         ),
         User._meta.get_field("username"),
-        *_fields(Task, "created_at", "started_at", "completed_at", "updated_at", "params", "result"),
+        *_fields(Task, "created_at", "started_at", "completed_at", "updated_at"),
+        TaskType._meta.get_field("paused"),
+        *_fields(Task, "params", "result"),
     ],
 )
 

@@ -89,6 +89,7 @@ LINKS = {
         "task_id",
         ["getTaskStatus", "getTaskProgress", "getTask", "listTaskLogs", "pauseTask", "cancelTask"],
     ),
+    ("createSchedule", "201"): ("id", ["getSchedule", "updateSchedule", "deleteSchedule"]),
     ("createBatch", "201"): (
         "batch_code",
         [
@@ -226,6 +227,54 @@ def _task_create_variants(schemas: dict) -> dict:
     }
 
 
+def _schedule_bodies(schemas: dict) -> None:
+    """A new schedule is one named body per task type users may start and timing —
+    ``CanaryIntervalScheduleCreate``, ``CanaryCronScheduleCreate``, … — with that type's params, the
+    other timing field null if sent, and a ``batch_code`` only for a type a batch starts. A change
+    takes any of those fields (its params: those of one of the types)."""
+    from tasks.runtime.registry import job_types
+
+    create = schemas.pop("ScheduleCreateRequest")
+    timings = {
+        "Interval": ("interval_seconds", "cron", "every interval_seconds"),
+        "Cron": ("cron", "interval_seconds", "at the times of cron"),
+    }
+    variants = []
+    for job in job_types():
+        if not job.user_startable:
+            continue
+        name = component_name(job.name)
+        for timing_name, (timing, other, when) in timings.items():
+            properties = dict(create["properties"])
+            properties["task_type"] = {"type": "string", "const": job.name}
+            properties["params"] = {"$ref": REF + f"{name}Params"}
+            properties[timing] = {**properties[timing], "type": properties[timing]["type"][0]}
+            properties[other] = {"type": "null", "description": f"Null, if sent: this schedule runs {when}."}
+            if not job.params_from_batch:
+                properties["batch_code"] = {"type": "null", "description": "Only a batch's own task type has one."}
+            variant = f"{name}{timing_name}ScheduleCreate"
+            schemas[variant] = {
+                "type": "object",
+                "description": f"A schedule of `{job.name}` tasks that runs {when}.",
+                "required": [*create["required"], timing],
+                "additionalProperties": False,
+                "properties": properties,
+            }
+            variants.append({"$ref": REF + variant})
+    schemas["ScheduleCreateRequest"] = {"oneOf": variants}
+    change = schemas["PatchedScheduleUpdateRequest"]["properties"]
+    change["task_type"] = {
+        "type": "string",
+        "enum": [job.name for job in job_types() if job.user_startable],
+        "description": "A task type users may start (GET /api/v1/task-types).",
+    }
+    description = change["params"].get("description", "")
+    change["params"] = {
+        "anyOf": list(schemas["PatchedTaskUpdateRequest"]["properties"]["params"]["anyOf"]),
+        "description": description,
+    }
+
+
 def _batch_cancel_variants(schemas: dict) -> dict:
     """Exactly one selector: by ids, by task types, or all."""
     from tasks.runtime.registry import job_types
@@ -334,6 +383,8 @@ def envelope_postprocessing_hook(result, generator, request, public):
             for variant in schemas["TaskCreateRequest"]["oneOf"]
         ]
         params["description"] = description
+    if "ScheduleCreateRequest" in schemas:
+        _schedule_bodies(schemas)
     if "BatchCancelRequest" in schemas:
         schemas["BatchCancelRequest"] = _batch_cancel_variants(schemas)
     _stage_names(schemas)
@@ -351,6 +402,9 @@ def envelope_postprocessing_hook(result, generator, request, public):
                 if parameter["in"] == "path" and parameter["name"] == "task_id":
                     # The id the answers give (the path also takes it without hyphens).
                     parameter["schema"] = {"type": "string", "format": "uuid"}
+                if parameter["in"] == "path" and parameter["name"] == "id":
+                    # A schedule's id: what the path takes (up to 18 digits).
+                    parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": 10**18 - 1}
                 if parameter.get("in") != "query":
                     continue
                 # An empty value means "not given" for every filter here.

@@ -11,7 +11,7 @@ from rest_framework.exceptions import ValidationError
 
 from taskcenter.api.filters import FilterSet
 from tasks.audit import using_indexes
-from tasks.models import AuditLog, Task
+from tasks.models import AuditLog, Schedule, Task
 from tasks.states import ErrorCategory, TaskStatus, Trigger
 
 
@@ -119,3 +119,28 @@ class AuditLogFilter(FilterSet):
             target_type, target_id = value.split(":", 1)
             return queryset.filter(target_type=target_type, target_id=target_id)
         return queryset.filter(target_id=value)
+
+
+class StrictBooleanFormField(forms.Field):
+    """``true`` or ``false``; anything else is a 400 naming the parameter (Django's boolean
+    filter would read it as "not given")."""
+
+    def clean(self, value):
+        if value in (None, ""):
+            return None
+        if value not in ("true", "false"):
+            raise forms.ValidationError("Use true or false.")
+        return value == "true"
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanFormField
+
+
+class ScheduleFilter(FilterSet):
+    enabled = StrictBooleanFilter(help_text="true: enabled schedules only; false: disabled ones.")
+    task_type = django_filters.CharFilter()
+
+    class Meta:
+        model = Schedule
+        fields = []

@@ -21,10 +21,23 @@ from taskcenter.api.serializers import (
     StrictSerializer,
     id_list_field,
 )
-from tasks.models import AuditLog, Task, TaskLog, TaskStage
-from tasks.services import BULK_OPERATIONS, BULK_SAMPLE_SIZE, DEFAULT_BULK_LIMIT, MAX_BULK_IDS, MAX_BULK_LIMIT
+from tasks.models import AuditLog, Schedule, Task, TaskLog, TaskStage
+from tasks.runtime.schedules import CRON_HELP, CRON_PATTERN
+from tasks.selectors import type_paused
+from tasks.services import (
+    BULK_OPERATIONS,
+    BULK_SAMPLE_SIZE,
+    DEFAULT_BULK_LIMIT,
+    MAX_BULK_IDS,
+    MAX_BULK_LIMIT,
+    SCHEDULE_NAME_MAX,
+)
 from tasks.states import (
+    INTERVAL_SECONDS_MAX,
+    INTERVAL_SECONDS_MIN,
     LOG_LEVEL_NAMES,
+    MAX_CONCURRENCY_MAX,
+    MAX_CONCURRENCY_MIN,
     PRIORITY_DEFAULT,
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -94,6 +107,8 @@ LIST_COLUMNS = {
     "started_at": "started_at",
     "completed_at": "completed_at",
     "updated_at": "updated_at",
+    # A pending task of a paused type waits until the type is resumed.
+    "type_paused": type_paused(),
 }
 _DATETIMES = {"run_after", "created_at", "started_at", "completed_at", "updated_at"}
 _LIST_NAMES = list(LIST_COLUMNS)
@@ -159,6 +174,9 @@ class TaskSerializer(ModelAnswer):
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
     updated_at = serializers.DateTimeField()
+    type_paused = serializers.BooleanField(
+        help_text="The task's type is paused: a pending task of it waits until the type is resumed."
+    )
 
     class Meta:
         model = Task
@@ -304,6 +322,9 @@ class TaskTypeStageSerializer(Answer):
     weight = serializers.FloatField(help_text="The stage's share of the overall progress (the weights add up to 1).")
 
 
+LIMIT_HELP = "At most this many of the type's tasks run at once, over every cluster; null: no limit."
+
+
 class TaskTypeSerializer(Answer):
     name = serializers.CharField()
     description = serializers.CharField()
@@ -315,6 +336,24 @@ class TaskTypeSerializer(Answer):
         child=serializers.CharField(), help_text="What creating a task of this type needs (tasks.add_task and more)."
     )
     params_schema = serializers.DictField(help_text="A JSON Schema of the `params` a task of this type takes.")
+    paused = serializers.BooleanField(help_text="No worker claims a new task of a paused type; running ones go on.")
+    max_concurrency = serializers.IntegerField(
+        min_value=MAX_CONCURRENCY_MIN,
+        max_value=MAX_CONCURRENCY_MAX,
+        allow_null=True,
+        help_text=LIMIT_HELP,
+    )
+    pending = serializers.IntegerField(min_value=0, help_text="Tasks of the type waiting (pending).")
+    running = serializers.IntegerField(min_value=0, help_text="Tasks of the type processing now.")
+
+
+class TaskTypeLimitSerializer(StrictSerializer):
+    max_concurrency = StrictIntegerField(
+        min_value=MAX_CONCURRENCY_MIN,
+        max_value=MAX_CONCURRENCY_MAX,
+        allow_null=True,
+        help_text=LIMIT_HELP,
+    )
 
 
 class CountSerializer(Answer):
@@ -398,6 +437,107 @@ class BatchCancelResultSerializer(BulkResultSerializer):
             " bounded number of them: call again until it is 0. Always 0 for task_ids."
         ),
     )
+
+
+class ScheduleSerializer(ModelAnswer):
+    """A schedule: the task it starts, when, and what it last did."""
+
+    task_type = serializers.CharField(help_text="A registered task type (GET /api/v1/task-types).")
+    params = serializers.DictField(help_text="The params of each task it starts, as given (defaults: the type's).")
+    batch_code = serializers.CharField(
+        source="batch.batch_code", allow_null=True, help_text="A batch schedule starts this batch; null: none."
+    )
+    priority = serializers.IntegerField(min_value=PRIORITY_MIN, max_value=PRIORITY_MAX)
+    cron = serializers.CharField(allow_null=True, help_text=f"{CRON_HELP} Null for an interval schedule.")
+    interval_seconds = serializers.IntegerField(
+        min_value=INTERVAL_SECONDS_MIN,
+        max_value=INTERVAL_SECONDS_MAX,
+        allow_null=True,
+        help_text="Seconds between runs; null for a cron schedule.",
+    )
+    enabled = serializers.BooleanField()
+    next_run_at = serializers.DateTimeField(allow_null=True, help_text="When the next run is due; null while disabled.")
+    last_task_id = serializers.UUIDField(
+        allow_null=True, help_text="The task its latest run started (a run is skipped while it is active)."
+    )
+    created_by = serializers.CharField(
+        source="created_by.username",
+        allow_null=True,
+        help_text="The owner: its tasks are created by this user, with this user's permissions; null: the system.",
+    )
+
+    class Meta:
+        model = Schedule
+        fields = [
+            "id",
+            "name",
+            "task_type",
+            "params",
+            "batch_code",
+            "priority",
+            "cron",
+            "interval_seconds",
+            "enabled",
+            "next_run_at",
+            "last_task_id",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+
+
+def _cron_field(**kwargs) -> StrictCharField:
+    return StrictCharField(
+        max_length=100,
+        allow_null=True,
+        validators=[RegexValidator(CRON_PATTERN, message=CRON_HELP)],
+        help_text=f"{CRON_HELP} Exactly one of cron and interval_seconds is set (the other null).",
+        **kwargs,
+    )
+
+
+def _interval_field(**kwargs) -> StrictIntegerField:
+    return StrictIntegerField(
+        min_value=INTERVAL_SECONDS_MIN,
+        max_value=INTERVAL_SECONDS_MAX,
+        allow_null=True,
+        help_text="Seconds between runs (the first one interval after creation).",
+        **kwargs,
+    )
+
+
+class ScheduleCreateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=SCHEDULE_NAME_MAX, help_text="Unique.")
+    task_type = StrictCharField(max_length=64, help_text="A task type users may start (GET /api/v1/task-types).")
+    params = serializers.DictField(
+        required=False, default=dict, help_text="Validated against the task type's params_schema."
+    )
+    batch_code = StrictCharField(
+        max_length=64,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Starts this batch as POST /api/v1/statistics/tasks/{batch_code}/start does (no params).",
+    )
+    priority = StrictIntegerField(
+        min_value=PRIORITY_MIN, max_value=PRIORITY_MAX, required=False, default=PRIORITY_DEFAULT
+    )
+    cron = _cron_field(required=False, default=None)
+    interval_seconds = _interval_field(required=False, default=None)
+    enabled = StrictBooleanField(required=False, default=True)
+
+
+class ScheduleUpdateSerializer(StrictSerializer):
+    """The fields to change; the rest stay. To switch between cron and interval_seconds, null the other."""
+
+    name = StrictCharField(max_length=SCHEDULE_NAME_MAX, required=False)
+    task_type = StrictCharField(max_length=64, required=False)
+    params = serializers.DictField(required=False, help_text="Validated against the task type's params_schema.")
+    batch_code = StrictCharField(max_length=64, required=False, allow_null=True)
+    priority = StrictIntegerField(min_value=PRIORITY_MIN, max_value=PRIORITY_MAX, required=False)
+    cron = _cron_field(required=False)
+    interval_seconds = _interval_field(required=False)
+    enabled = StrictBooleanField(required=False, help_text="false: no run until enabled again.")
 
 
 # --- bulk by filter ---------------------------------------------------------------------------

@@ -21,9 +21,9 @@ from taskcenter.api.filters import ListFiltersOnlyMixin
 from taskcenter.api.queries import TASK_DETAIL, task_stages
 from taskcenter.api.responses import ok
 from taskcenter.api.serializers import require_empty_body
-from taskcenter.errors import NotFound
+from taskcenter.errors import InvalidInput, NotFound
 from tasks.actors import Actor
-from tasks.api.filters import AuditLogFilter, TaskFilter, bulk_filter_queryset
+from tasks.api.filters import AuditLogFilter, ScheduleFilter, TaskFilter, bulk_filter_queryset
 from tasks.api.serializers import (
     LIST_COLUMNS,
     AuditLogSerializer,
@@ -32,6 +32,9 @@ from tasks.api.serializers import (
     BulkActionOutcome,
     BulkActionSerializer,
     BulkResultSerializer,
+    ScheduleCreateSerializer,
+    ScheduleSerializer,
+    ScheduleUpdateSerializer,
     TaskCreateSerializer,
     TaskDetailSerializer,
     TaskEventSerializer,
@@ -39,19 +42,23 @@ from tasks.api.serializers import (
     TaskLogSerializer,
     TaskSerializer,
     TaskStatisticsSerializer,
+    TaskTypeLimitSerializer,
     TaskTypeSerializer,
     TaskUpdateSerializer,
     detail_item,
     list_rows,
 )
-from tasks.models import AuditLog, Task, TaskLog
-from tasks.runtime.registry import job_types
-from tasks.selectors import task_statistics
+from tasks.models import AuditLog, Schedule, Task, TaskLog
+from tasks.runtime.registry import get_job_type, job_types
+from tasks.selectors import task_statistics, task_type_queues
 from tasks.services import (
     DEFAULT_BULK_LIMIT,
     MAX_BULK_LIMIT,
     MAX_CANCEL_PER_REQUEST,
     parse_task_id,
+    schedule_create,
+    schedule_delete,
+    schedule_update,
     task_cancel,
     task_create,
     task_create_owned,
@@ -59,6 +66,9 @@ from tasks.services import (
     task_pause,
     task_resume,
     task_retry,
+    task_type_pause,
+    task_type_resume,
+    task_type_set_limit,
     task_update_params,
     tasks_apply_many,
     tasks_bulk_apply,
@@ -505,29 +515,97 @@ def _event(name: str, data, *, event_id: int | None = None) -> str:
 
 @extend_schema(tags=["task types"])
 class TaskTypeViewSet(viewsets.ViewSet):
-    action_permissions = {"list": VIEW}
+    lookup_field = "name"
+    lookup_value_regex = "[^/]+"
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    action_permissions = {
+        "list": VIEW,
+        "retrieve": VIEW,
+        "partial_update": ["tasks.manage_queue"],
+        "pause": ["tasks.manage_queue"],
+        "resume": ["tasks.manage_queue"],
+    }
 
     @extend_schema(
-        operation_id="listTaskTypes", summary="Registered task types", responses=TaskTypeSerializer(many=True)
+        operation_id="listTaskTypes",
+        summary="Registered task types, with their queue controls and counts",
+        responses=TaskTypeSerializer(many=True),
     )
     def list(self, request):
-        data = [
-            {
-                "name": job.name,
-                "description": job.description,
-                "stages": [
-                    {"name": stage.name, "weight": weight}
-                    for stage, (_, weight) in zip(job.stages, job.stage_weights(), strict=True)
-                ],
-                "timeout_seconds": job.timeout_seconds,
-                "max_attempts": job.max_attempts,
-                "user_startable": job.user_startable,
-                "start_permissions": ["tasks.add_task", *job.permissions],
-                "params_schema": params_json_schema(job.params_serializer),
-            }
-            for job in job_types()
-        ]
-        return ok(TaskTypeSerializer(data, many=True).data)
+        jobs = job_types()
+        queues = task_type_queues([job.name for job in jobs])
+        return ok(TaskTypeSerializer([_task_type(job, queues[job.name]) for job in jobs], many=True).data)
+
+    @extend_schema(operation_id="getTaskType", summary="One task type", responses=TaskTypeSerializer)
+    def retrieve(self, request, name=None):
+        return self._answer(name)
+
+    @extend_schema(
+        operation_id="updateTaskType",
+        summary="Set a task type's concurrency limit",
+        request=TaskTypeLimitSerializer,
+        responses=TaskTypeSerializer,
+        description="At most `max_concurrency` tasks of the type processing at once, over every cluster"
+        " (null: no limit). Running tasks beyond a lowered limit go on; no new one starts until the type is under"
+        " it.",
+    )
+    def partial_update(self, request, name=None):
+        body = TaskTypeLimitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        actor = Actor.from_request(request)
+        task_type_set_limit(actor=actor, name=name, max_concurrency=body.validated_data["max_concurrency"])
+        return self._answer(name, message="Concurrency limit set.")
+
+    @extend_schema(
+        operation_id="pauseTaskType",
+        summary="Pause a task type: no new task of it starts",
+        request=None,
+        responses=TaskTypeSerializer,
+        description="No worker of any cluster claims a new task of the type; running ones go on, pending ones"
+        " wait. 409 if it is paused already.",
+    )
+    @action(detail=True, methods=["post"])
+    def pause(self, request, name=None):
+        require_empty_body(request)
+        task_type_pause(actor=Actor.from_request(request), name=name)
+        return self._answer(name, message="Task type paused.")
+
+    @extend_schema(
+        operation_id="resumeTaskType",
+        summary="Resume a paused task type",
+        request=None,
+        responses=TaskTypeSerializer,
+        description="Its pending tasks are claimed again. 409 if it is not paused.",
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request, name=None):
+        require_empty_body(request)
+        task_type_resume(actor=Actor.from_request(request), name=name)
+        return self._answer(name, message="Task type resumed.")
+
+    def _answer(self, name: str, *, message: str | None = None):
+        try:
+            job = get_job_type(name)
+        except InvalidInput:
+            raise NotFound(f"task type {name!r} not found") from None
+        return ok(TaskTypeSerializer(_task_type(job, task_type_queues([name])[name])).data, message=message)
+
+
+def _task_type(job, queue: dict) -> dict:
+    return {
+        "name": job.name,
+        "description": job.description,
+        "stages": [
+            {"name": stage.name, "weight": weight}
+            for stage, (_, weight) in zip(job.stages, job.stage_weights(), strict=True)
+        ],
+        "timeout_seconds": job.timeout_seconds,
+        "max_attempts": job.max_attempts,
+        "user_startable": job.user_startable,
+        "start_permissions": ["tasks.add_task", *job.permissions],
+        "params_schema": params_json_schema(job.params_serializer),
+        **queue,
+    }
 
 
 def params_json_schema(serializer_class) -> dict:
@@ -576,3 +654,76 @@ class AuditLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = AuditLogSerializer
     filterset_class = AuditLogFilter
     action_permissions = {"list": ["tasks.view_auditlog"]}
+
+
+@extend_schema(tags=["schedules"])
+@extend_schema_view(
+    list=extend_schema(operation_id="listSchedules", summary="List schedules (by name)"),
+    retrieve=extend_schema(operation_id="getSchedule", summary="Schedule detail"),
+)
+class ScheduleViewSet(ListFiltersOnlyMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Schedule.objects.select_related("batch", "created_by").order_by("name", "pk")
+    serializer_class = ScheduleSerializer
+    filterset_class = ScheduleFilter
+    lookup_url_kwarg = "id"
+    lookup_value_regex = "[0-9]{1,18}"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    action_permissions = {
+        "list": ["tasks.view_schedule"],
+        "retrieve": ["tasks.view_schedule"],
+        "create": ["tasks.add_schedule"],
+        "partial_update": ["tasks.change_schedule"],
+        "destroy": ["tasks.delete_schedule"],
+    }
+
+    def _detail(self, pk, *, message: str, status: int = 200):
+        return ok(ScheduleSerializer(self.get_queryset().get(pk=pk)).data, message=message, status=status)
+
+    @extend_schema(
+        operation_id="createSchedule",
+        summary="Create a schedule",
+        request=ScheduleCreateSerializer,
+        responses={201: ScheduleSerializer},
+        description=(
+            "Needs tasks.add_schedule and what starting its task needs (the task type's start_permissions;"
+            " tasks.start_task for a batch schedule): its tasks are created by you, with your permissions at"
+            " each run. A run is skipped, and the skip is in the audit log (`schedule.skip`), while the task it"
+            " started last is still active. A bad cron expression is a 400 naming `cron`; both or neither of"
+            " cron and interval_seconds a 400 naming both; a name in use a 409."
+        ),
+    )
+    def create(self, request):
+        body = ScheduleCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        schedule = schedule_create(actor=Actor.from_request(request), **body.validated_data)
+        return self._detail(schedule.pk, message="Schedule created.", status=201)
+
+    @extend_schema(
+        operation_id="updateSchedule",
+        summary="Change a schedule, or enable / disable it",
+        request=ScheduleUpdateSerializer,
+        responses={200: ScheduleSerializer},
+        description=(
+            "Changing more than `enabled` needs what creating it needs; the owner stays. A new cron or"
+            " interval, and enabling, count from now."
+        ),
+    )
+    def partial_update(self, request, id=None):
+        schedule = self.get_object()
+        body = ScheduleUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if not body.validated_data:
+            raise ValidationError({"non_field_errors": ["Nothing to change: give at least one field."]})
+        schedule_update(actor=Actor.from_request(request), schedule_id=schedule.pk, changes=body.validated_data)
+        return self._detail(schedule.pk, message="Schedule updated.")
+
+    @extend_schema(
+        operation_id="deleteSchedule",
+        summary="Delete a schedule (the tasks it started stay)",
+        request=None,
+        responses={200: None},
+    )
+    def destroy(self, request, id=None):
+        schedule = self.get_object()
+        schedule_delete(actor=Actor.from_request(request), schedule_id=schedule.pk)
+        return ok(None, message="Schedule deleted.")

@@ -17,11 +17,15 @@ that it is waiting — so here it *is* the message:
   hand a task out again while it waits in the cluster's local queue;
 - acknowledging is a no-op: the claim took the task out of the queue.
 
-Every other message (django-q2's schedules — the watchdog, retention — and anything sent with
+Every other message (django-q2's watchdog schedule and anything sent with
 ``async_task``) still travels through ``django_q_ormq`` as with the plain ORM broker, and is served
 first. A worker that dies before its claim leaves the task pending: it is handed out again after
 the lease, by this cluster or another. With Redis (``REDIS_URL``) none of this applies: messages
 are sent to Redis after commit and the watchdog re-sends what a broker lost.
+
+Either broker's pusher also runs the due schedules, every second on a thread of its own
+(:func:`tasks.runtime.schedules.start_ticker`): every cluster starts scheduled runs, without a
+process of its own.
 """
 
 from __future__ import annotations
@@ -35,9 +39,11 @@ from time import sleep
 from django.conf import settings
 from django.utils import timezone
 from django_q.brokers.orm import ORM
+from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 
 from tasks import store
+from tasks.runtime import schedules
 from tasks.runtime.queue import signed_message
 
 #: The ``ack_id`` of a task handed out from the tasks table (the monitor acknowledges it: no-op).
@@ -64,7 +70,8 @@ class TaskTableBroker(ORM):
         """Work for the pusher: a message or a task, alternately when both wait. A source found
         empty is not asked again for ``Conf.POLL`` seconds (so a stream of tasks costs one message
         query per poll interval, and a stream of messages one task query); when both are empty,
-        sleep ``Conf.POLL`` as the ORM broker does."""
+        sleep ``Conf.POLL`` as the ORM broker does. (And the schedules' thread runs in this process.)"""
+        schedules.start_ticker()
         self.get_connection()  # django-q2's connection hygiene (closes stale connections)
         moment = time.monotonic()
         sources = [(0, self._dequeue_message), (1, self._dequeue_task)]
@@ -110,14 +117,25 @@ class TaskTableBroker(ORM):
         # A task is remembered with the version of its row: once claimed it is no longer pending,
         # and when it is pending again (paused and resumed, retried) it is a new hand-out. Rows
         # are compared as the database returns them; only the picked ones are converted.
-        choices = [row for row in store.due_tasks(limit=2 * in_flight + 8) if row[:2] not in handed]
+        due = store.due_tasks(limit=2 * in_flight + 8)
+        # A limited type gets no more messages than it has free slots: those handed out and not
+        # claimed yet count as taken (a message naming a limited type's task claims that task).
+        slots = {row[2]: row[3] for row in due if row[3] is not None}
+        for row in due:
+            if row[2] in slots and row[:2] in handed:
+                slots[row[2]] -= 1
+        choices = [row for row in due if row[:2] not in handed and slots.get(row[2], 1) > 0]
         if not choices:
             return None
         candidates = choices[:in_flight]
         picked = sorted(random.sample(range(len(candidates)), min(max(1, Conf.BULK), len(candidates))))
         taken = []
         for index in picked:  # oldest first
-            raw_id, version, task_type = candidates[index]
+            raw_id, version, task_type, _ = candidates[index]
+            if task_type in slots:
+                if slots[task_type] <= 0:
+                    continue
+                slots[task_type] -= 1
             handed[(raw_id, version)] = moment
             task_id = str(_as_uuid(raw_id))
             taken.append((f"{TASK_ACK_PREFIX}{task_id}", signed_message(task_id, task_type)))
@@ -150,3 +168,11 @@ def _is_task(ack_id) -> bool:
 
 def _as_uuid(value) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+class RedisBroker(Redis):
+    """django-q2's Redis broker (``REDIS_URL``), whose pusher also runs the due schedules."""
+
+    def dequeue(self):
+        schedules.start_ticker()
+        return super().dequeue()

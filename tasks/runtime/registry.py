@@ -220,6 +220,7 @@ def dependents_cleanups() -> list[Callable[[list], object]]:
 
 _REQUEUE_RULES: list[Callable] = []
 _OWNERS: dict[str, Callable] = {}
+_STARTERS: dict[str, tuple[Callable, tuple[str, ...]]] = {}
 
 
 def register_requeue_rule(rule: Callable) -> None:
@@ -242,3 +243,16 @@ def register_owner(field_name: str, create: Callable) -> None:
 
 def owner_creator(field_name: str) -> Callable | None:
     return _OWNERS.get(field_name)
+
+
+def register_owner_start(field_name: str, start: Callable, *, permissions: tuple[str, ...]) -> None:
+    """The row ``field_name`` names (a batch) has a job of its own that users start (a batch's
+    statistics, ``POST /api/v1/statistics/tasks/{batch_code}/start``):
+    ``start(actor=…, <field_name>=…, trigger=…, priority=…)`` starts it by the owner's rules and
+    returns the task; starting it needs ``permissions`` (which ``start`` checks itself)."""
+    _STARTERS[field_name] = (start, tuple(permissions))
+
+
+def owner_starter(field_name: str) -> tuple[Callable, tuple[str, ...]] | None:
+    """``(start, permissions)`` as registered by :func:`register_owner_start`, or None."""
+    return _STARTERS.get(field_name)

@@ -16,7 +16,8 @@ One sweep (``sweep()``; a django-q2 schedule every minute and ``manage.py watchd
    backoff ran out — or one no worker claimed for a long time (django-q2's Redis broker drops the
    task of a killed cluster) is sent again; fencing makes a duplicate message harmless. With the
    tasks table as the queue (the ORM broker, :mod:`tasks.runtime.broker`) a handed-over task
-   cannot be lost and a due retry is seen without help.
+   cannot be lost and a due retry is seen without help. Only as many as their types can take
+   are handed over: none of a paused type, at most a limited type's free slots.
 """
 
 from __future__ import annotations
@@ -83,27 +84,45 @@ def sweep() -> dict[str, int]:
             ):
                 counts["released"] += 1
 
-    requeue_after = timedelta(seconds=settings.TASKCENTER_REQUEUE_AFTER_SECONDS)
+    counts["enqueued"] = hand_over_waiting(now=now)
+    if any(counts.values()):
+        logger.info("watchdog sweep: %s", counts)
+    return counts
+
+
+def hand_over_waiting(task_type: str | None = None, *, now=None) -> int:
+    """Hand over the due pending tasks (of ``task_type``, or of every type) that wait for it
+    (rule 3 above), highest priority first, as many as their types can take now: none of a
+    paused type, at most the free slots of a limited one. Returns how many were handed over."""
+    now = now or timezone.now()
     not_handed_over = Q(enqueued_at__isnull=True)
     if not tasks_table_is_the_queue():
+        requeue_after = timedelta(seconds=settings.TASKCENTER_REQUEUE_AFTER_SECONDS)
         not_handed_over |= (
             # a delayed retry that became due since it was last handed over
             Q(next_attempt_at__isnull=False, enqueued_at__lt=F("next_attempt_at"))
             # a message that no worker claimed for a long time: the broker may have lost it
             | Q(enqueued_at__lt=now - requeue_after)
         )
+    slots = store.free_slots()
     due = (
         Task.objects.filter(status=TaskStatus.PENDING, execution_id__isnull=True)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .filter(not_handed_over)
-        .values_list("pk", "task_type")[:SWEEP_LIMIT]
+        .exclude(task_type__in=[name for name, free in slots.items() if free <= 0])
+        .order_by("-priority", "created_at")
     )
-    for task_id, task_type in due:
-        store.hand_over(task_id, task_type)
-        counts["enqueued"] += 1
-    if any(counts.values()):
-        logger.info("watchdog sweep: %s", counts)
-    return counts
+    if task_type is not None:
+        due = due.filter(task_type=task_type)
+    handed = 0
+    for task_id, its_type in due.values_list("pk", "task_type")[:SWEEP_LIMIT]:
+        if its_type in slots:
+            if slots[its_type] <= 0:
+                continue
+            slots[its_type] -= 1
+        store.hand_over(task_id, its_type)
+        handed += 1
+    return handed
 
 
 def _stale_before(lease: timedelta):

@@ -26,7 +26,9 @@ from tasks.runtime import resources
 from tasks.runtime.context import TaskContext
 from tasks.runtime.errors import Cancelled, ClaimLost, JobError, Paused, TimedOut
 from tasks.runtime.files import remove_task_files
+from tasks.runtime.queue import tasks_table_is_the_queue
 from tasks.runtime.registry import load_job_type, types_within_timeout_of
+from tasks.runtime.watchdog import hand_over_waiting
 from tasks.states import ErrorCategory, TaskStatus
 
 logger = logging.getLogger("taskcenter.worker")
@@ -52,8 +54,20 @@ def run_task(task_id: str, task_type: str | None = None) -> str:
     execution_id = uuid.uuid4()
     task = store.claim(task_id, execution_id, worker_name(), swap_types=types_within_timeout_of(task_type))
     if task is None:
-        # A duplicate delivery, an early one of a delayed retry, a task that moved on or is gone.
+        # A duplicate delivery, an early one of a delayed retry, a task that moved on or is gone,
+        # or one whose type is paused or at its limit: with a broker that keeps its own messages
+        # this one is spent, and the task is sent again when its type can take it.
+        if not tasks_table_is_the_queue() and store.withhold(task_id):
+            return "held back"
         return "not claimable" if Task.objects.filter(pk=task_id).exists() else "gone"
+    try:
+        return _run(task, execution_id)
+    finally:
+        if not tasks_table_is_the_queue():
+            hand_over_waiting(task.task_type)  # a slot of its type may have freed
+
+
+def _run(task: Task, execution_id: uuid.UUID) -> str:
     resources.count_task()  # claimed: a run, whatever its outcome (duplicates and refusals are not)
     try:
         job = load_job_type(task.task_type)
