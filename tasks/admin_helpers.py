@@ -213,7 +213,8 @@ def confirm_bulk_by_filter(modeladmin, request, queryset, operation: str, verb: 
         "title": _("Apply to all matching tasks?"),
         "opts": opts,
         "action": request.POST["action"],
-        "action_label": dict(modeladmin.get_action_choices(request)).get(request.POST["action"], operation),
+        # The admin action's own description (Django has checked the name is one of its actions).
+        "action_label": getattr(modeladmin, request.POST["action"]).short_description,
         "selection": sorted(selection.items()),
         "outcome": outcome,
         "sample": [
