@@ -528,6 +528,19 @@ def test_the_api_answers_in_utc_whatever_the_display_time_zone(api, settings):
     assert [item["task_id"] for item in listed] == [str(task.pk)]
 
 
+def test_a_time_filter_with_any_offset_reads_the_instant_and_one_utc_cannot_hold_is_a_400(api):
+    """ISO 8601 allows offsets up to ±23:59; PostgreSQL takes at most ±15:59."""
+    from datetime import timezone
+
+    task = task_create(actor=SYSTEM, task_type="canary", params={})
+    far_east = (task.created_at - timedelta(seconds=1)).astimezone(timezone(timedelta(hours=20, minutes=12)))
+    listed = envelope_of(api.get("/api/v1/tasks", {"created_after": far_east.isoformat()}), 200)["data"]["results"]
+    assert [item["task_id"] for item in listed] == [str(task.pk)]
+    assert envelope_of(api.get("/api/v1/tasks", {"created_before": far_east.isoformat()}), 200)["data"]["total"] == 0
+    refused = envelope_of(api.get("/api/v1/tasks", {"created_after": "0001-01-01T00:00:00+01:00"}), 400)
+    assert list(refused["errors"]) == ["created_after"]
+
+
 def test_several_statuses_filter_the_list_repeated_or_comma_separated(api):
     canary = {"seconds": 0, "steps": 1}
     done = task_create(actor=SYSTEM, task_type="canary", params=canary)

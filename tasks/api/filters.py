@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 
 import django_filters
 from django import forms
@@ -54,14 +55,33 @@ class CSVChoiceFilter(django_filters.Filter):
         return qs.filter(**{f"{self.field_name}__in": value})
 
 
+class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 date and time as the instant in UTC: the database is asked in UTC whatever the
+    offset given (PostgreSQL refuses an offset past ±15:59, which ISO 8601 allows), and a time
+    UTC cannot hold (year 1 at +01:00) is a 400, not a server error."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("Out of range once read in UTC.") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class TaskFilter(FilterSet):
     status = CSVChoiceFilter(choices=TaskStatus.choices, help_text="One status or a comma-separated list.")
     task_type = django_filters.CharFilter()
     batch_code = django_filters.CharFilter(field_name="batch__batch_code")
     data_source = django_filters.CharFilter(field_name="batch__data_source", help_text="The batch's data source.")
     trigger = django_filters.ChoiceFilter(choices=Trigger.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     search = django_filters.CharFilter(method="filter_search", help_text="Task id, type, batch code or error text.")
 
     class Meta:
