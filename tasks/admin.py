@@ -280,11 +280,11 @@ class TaskTypeAdmin(ObjectIdMixin, admin.ModelAdmin):
     def registered(self, control):
         return any(job.name == control.name for job in job_types())
 
-    @admin.display(description=_("paused"), ordering="paused")
+    @admin.display(description=_("status"), ordering="paused")
     def paused_badge(self, control):
         if control.paused:
-            return format_html('<span class="tc-type-paused"><b>{}</b></span>', _("paused"))
-        return _("active")
+            return format_html('<span class="tc-type-paused"><b>{}</b></span>', _("Paused"))
+        return _("Active")
 
     @admin.display(description=_("max concurrency"), ordering="max_concurrency")
     def limit(self, control):
