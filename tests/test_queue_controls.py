@@ -221,7 +221,7 @@ def test_the_admin_task_types_page_pauses_and_limits_for_managers_only(client, m
         ("task_type.limit", "manager"),
     ]
     tasks_page = client.get("/admin/tasks/task/")
-    assert b"type paused" in tasks_page.content
+    assert b"tc-type-paused" in tasks_page.content and "类型已暂停" in tasks_page.content.decode()
 
 
 @pytest.mark.parametrize(
