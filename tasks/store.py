@@ -730,8 +730,14 @@ def delete_finished(task_ids: list) -> tuple[int, int]:
     in the caller's transaction (after :func:`delete_dependents`). Returns how many tasks and
     log lines went."""
     with transaction.atomic():
-        logs, _ = TaskLog.objects.filter(task_id__in=task_ids, task__status__in=FINISHED_STATUSES).delete()
-        _, per_model = Task.objects.filter(pk__in=task_ids, status__in=FINISHED_STATUSES).delete()
+        # The rows are locked first: an execution winding down (cancelled a moment ago) writes
+        # its last log lines only while its row holds, in one transaction with a write to that
+        # row, so none can land between the deletion of the lines and of the task (PostgreSQL
+        # would refuse the commit: a line whose task is gone).
+        finished = Task.objects.select_for_update().filter(pk__in=task_ids, status__in=FINISHED_STATUSES)
+        ids = list(finished.values_list("pk", flat=True))
+        logs, _ = TaskLog.objects.filter(task_id__in=ids).delete()
+        _, per_model = Task.objects.filter(pk__in=ids).delete()
     return per_model.get("tasks.Task", 0), logs
 
 
