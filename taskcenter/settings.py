@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from django.utils.translation import gettext_lazy
+
 from taskcenter.config import (
     ConfigError,
     env_bool,
@@ -331,6 +333,8 @@ Q_WORKERS = env_int("Q_WORKERS", 2, minimum=1)
 Q_TIMEOUT = env_int("Q_TIMEOUT", 3900, minimum=10)
 Q_CLUSTER = {
     "name": env_str("Q_CLUSTER_NAME", "taskcenter"),
+    # django-q2's own tables in the admin (superusers only: tasks/admin.py).
+    "label": gettext_lazy("Internals (django-q2)"),
     "workers": Q_WORKERS,
     # A cluster pre-fetches at most one task per worker, so a task never waits long in a local
     # queue while its broker lease (retry) runs out.
@@ -351,7 +355,6 @@ Q_CLUSTER = {
     "save_limit": -1,
     "catch_up": False,
     "poll": 0.1,
-    "label": "Django Q2",
     "log_level": env_str("Q_LOG_LEVEL", "WARNING").upper(),
     "recycle": 500,
     "cache": "cluster",

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.utils.translation import gettext_lazy
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
@@ -47,6 +48,9 @@ api_v1 = [
     *router.urls,
     re_path(r"^[\s\S]*$", api_not_found),
 ]
+
+# The admin is taskcenter's operators' console, not "Django administration".
+admin.site.site_header = admin.site.site_title = gettext_lazy("taskcenter")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import django_q.admin  # noqa: F401 - registers django-q2's tables first: they are restricted below
 from django import forms
 from django.contrib import admin
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -187,13 +189,15 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
         return {
             "rows": [
                 {
-                    "time": log.timestamp.strftime("%H:%M:%S"),
+                    # In the display time zone, as every other time on the page.
+                    "time": timezone.localtime(log.timestamp).strftime("%H:%M:%S"),
                     "name": LogLevel(log.level).label,
                     "colour": LOG_COLOURS[LogLevel(log.level)],
                     "message": log.message,
                 }
                 for log in page
             ],
+            "time_zone": timezone.get_current_timezone_name(),
             "levels": [member.label for member in LogLevel],
             "level": level_name,
             "page": page.number,
@@ -344,6 +348,33 @@ class TaskTypeAdmin(ObjectIdMixin, admin.ModelAdmin):
             return becomes
 
         report_bulk_result(self, request, bulk_apply(queryset.values_list("name", flat=True), apply, limit=None), verb)
+
+
+class SuperusersOnly:
+    """For django-q2's own tables (its schedules, queued messages, successes and failures): they
+    say nothing about taskcenter's tasks (the tasks table is the queue; django-q2 runs only the
+    watchdog's schedule), so only superusers see them, as internals."""
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request, *args):
+        return self.has_view_permission(request) and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_view_permission(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_view_permission(request) and super().has_delete_permission(request, obj)
+
+
+for _model, _model_admin in list(admin.site._registry.items()):
+    if _model._meta.app_label == "django_q":
+        admin.site.unregister(_model)
+        admin.site.register(_model, type(type(_model_admin).__name__, (SuperusersOnly, type(_model_admin)), {}))
 
 
 class IndexedValuesFilter(admin.AllValuesFieldListFilter):
