@@ -6,10 +6,13 @@ import json
 
 import django_q.admin  # noqa: F401 - registers django-q2's tables first: they are restricted below
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.urls import reverse
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -19,6 +22,7 @@ from tasks.actors import Actor
 from tasks.admin_helpers import (
     ObjectIdMixin,
     ServiceDeleteMixin,
+    object_pk_or_404,
     progress_bar,
     report_bulk_result,
     run_bulk_action,
@@ -30,6 +34,8 @@ from tasks.models import AuditLog, Schedule, Task, TaskLog, TaskType
 from tasks.runtime.registry import job_types
 from tasks.selectors import type_paused
 from tasks.services import (
+    BULK_OPERATIONS,
+    OPERATION_RULES,
     SCHEDULE_FIELDS,
     bulk_apply,
     schedule_check,
@@ -54,6 +60,24 @@ def pretty_json(value):
     return format_html(
         "<pre style='white-space:pre-wrap;margin:0'>{}</pre>", json.dumps(value, ensure_ascii=False, indent=2)
     )
+
+
+#: The buttons of a task's page (each shown to those holding its permission, when the task's
+#: status allows it) and what each says once done.
+TASK_PAGE_ACTIONS = {
+    "cancel": _("Cancel"),
+    "pause": _("Pause"),
+    "resume": _("Resume"),
+    "retry": _("Retry"),
+    "delete": _("Delete"),
+}
+TASK_PAGE_DONE = {
+    "cancel": _("Task cancelled."),
+    "pause": _("Task paused."),
+    "resume": _("Task resumed."),
+    "retry": _("Task queued again."),
+    "delete": _("Task deleted."),
+}
 
 
 @admin.register(Task)
@@ -172,7 +196,41 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # Here, not in change_view: the task exists (its id was valid and found).
         context["task_logs"] = self._logs_page(request, obj.pk)
+        context["task_actions"] = [
+            {"operation": operation, "label": label, "url": reverse("admin:tasks_task_steer", args=[obj.pk, operation])}
+            for operation, label in TASK_PAGE_ACTIONS.items()
+            if request.user.has_perm(BULK_OPERATIONS[operation][1]) and obj.status in OPERATION_RULES[operation][0]
+        ]
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        steer = path(
+            "<path:object_id>/steer/<str:operation>/",
+            self.admin_site.admin_view(self.steer_view),
+            name="tasks_task_steer",
+        )
+        return [steer, *super().get_urls()]
+
+    def steer_view(self, request, object_id, operation):
+        """A task page's button: the operation's service on this task (POST only; the same
+        permission as the list's action), its outcome as a message."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if operation not in TASK_PAGE_ACTIONS:
+            raise Http404(f"no operation {operation!r}")
+        task_id = object_pk_or_404(self.opts, object_id)
+        service, permission, _becomes = BULK_OPERATIONS[operation]
+        if not request.user.has_perm(permission):
+            raise DjangoPermissionDenied
+        try:
+            service(actor=Actor.from_request(request), task_id=task_id)
+        except ServiceError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, TASK_PAGE_DONE[operation], messages.SUCCESS)
+            if operation == "delete":
+                return redirect("admin:tasks_task_changelist")
+        return redirect("admin:tasks_task_change", task_id)
 
     @staticmethod
     def _logs_page(request, task_id) -> dict:

@@ -751,14 +751,14 @@ BULK_DELETE_CHUNK = 200
 #: What each operation's service accepts of a task, as its dry run reads it from the task's
 #: status and type: the statuses it applies to (the transition table's sources of its target;
 #: resume and retry narrow them), and whether it also needs what starting the task's type needs.
-_BULK_RULES = {
+OPERATION_RULES = {
     "cancel": (allowed_from(TaskStatus.CANCELLED), False),
     "pause": (allowed_from(TaskStatus.PAUSED), False),
     "resume": (RESUME_FROM, True),
     "retry": (RETRY_FROM, True),
     "delete": (FINISHED_STATUSES, False),
 }
-assert set(_BULK_RULES) == set(BULK_OPERATIONS)
+assert set(OPERATION_RULES) == set(BULK_OPERATIONS)
 
 
 class TooManyTasks(Conflict):
@@ -835,7 +835,7 @@ def tasks_bulk_apply(
 def _bulk_accepts(actor: Actor, operation: str, status: str, task_type: str) -> bool:
     """Whether the service of ``operation`` would accept a task in ``status`` of ``task_type``
     now (the dry run's answer per task)."""
-    sources, needs_type = _BULK_RULES[operation]
+    sources, needs_type = OPERATION_RULES[operation]
     if status not in sources:
         return False
     if needs_type:

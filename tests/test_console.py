@@ -32,3 +32,47 @@ def test_log_lines_on_a_task_page_are_in_the_display_time_zone(admin_client, mak
     page = admin_client.get(f"/admin/tasks/task/{task.pk}/change/").content.decode()
     assert "12:01:03 [" in page and "04:01:03" not in page
     assert "Asia/Shanghai" in page
+
+
+def _buttons(client, task) -> set[str]:
+    page = client.get(f"/admin/tasks/task/{task.pk}/change/")
+    assert page.status_code == 200
+    return {action["operation"] for action in page.context["task_actions"]}
+
+
+def test_a_task_page_offers_the_actions_its_status_and_the_user_allow(client, viewer, operator, manager, make_task):
+    processing, failed = make_task(status="processing"), make_task(status="failed")
+    client.force_login(viewer)
+    assert _buttons(client, processing) == set() and _buttons(client, failed) == set()
+    client.force_login(operator)
+    assert _buttons(client, processing) == {"cancel", "pause"}
+    assert _buttons(client, failed) == {"retry"}
+    client.force_login(manager)
+    assert _buttons(client, failed) == {"retry", "delete"}
+
+
+def test_a_task_page_button_goes_through_the_service_and_says_what_happened(client, operator, make_task):
+    from tasks.models import AuditLog, Task
+
+    task = make_task(status="pending")
+    client.force_login(operator)
+    done = client.post(f"/admin/tasks/task/{task.pk}/steer/cancel/", follow=True)
+    assert Task.objects.get(pk=task.pk).status == "cancelled"
+    assert any("已取消" in str(message) or "cancelled" in str(message) for message in done.context["messages"])
+    assert AuditLog.objects.filter(action="task.cancel", actor_name="operator", target_id=str(task.pk)).exists()
+    again = client.post(f"/admin/tasks/task/{task.pk}/steer/pause/", follow=True)
+    assert Task.objects.get(pk=task.pk).status == "cancelled", "refused: not processing"
+    assert [message.level_tag for message in again.context["messages"]] == ["error"]
+    assert client.get(f"/admin/tasks/task/{task.pk}/steer/retry/").status_code == 405
+
+
+def test_a_viewer_posting_to_an_action_url_is_refused_and_nothing_changes(client, viewer, make_task):
+    from tasks.models import AuditLog, Task
+
+    task = make_task(status="processing")
+    client.force_login(viewer)
+    for operation in ("cancel", "pause", "delete"):
+        assert client.post(f"/admin/tasks/task/{task.pk}/steer/{operation}/").status_code == 403
+    assert client.post(f"/admin/tasks/task/{task.pk}/steer/explode/").status_code == 404
+    assert Task.objects.get(pk=task.pk).status == "processing"
+    assert not AuditLog.objects.exists()
