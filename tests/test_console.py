@@ -76,3 +76,29 @@ def test_a_viewer_posting_to_an_action_url_is_refused_and_nothing_changes(client
     assert client.post(f"/admin/tasks/task/{task.pk}/steer/explode/").status_code == 404
     assert Task.objects.get(pk=task.pk).status == "processing"
     assert not AuditLog.objects.exists()
+
+
+def test_the_log_level_filter_is_a_form_of_its_own_not_one_inside_the_change_form(admin_client, make_task):
+    from html.parser import HTMLParser
+
+    class Forms(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.depth, self.deepest = 0, 0
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "form":
+                self.depth += 1
+                self.deepest = max(self.deepest, self.depth)
+
+        def handle_endtag(self, tag):
+            if tag == "form":
+                self.depth -= 1
+
+    task = make_task(status="failed")
+    TaskLog.objects.create(task=task, timestamp=datetime(2026, 1, 2, 4, 1, 3, tzinfo=UTC), message="loaded")
+    page = admin_client.get(f"/admin/tasks/task/{task.pk}/change/").content.decode()
+    forms = Forms()
+    forms.feed(page)
+    assert 'name="log_level"' in page and "loaded" in page
+    assert forms.deepest == 1, "a form inside another: the browser drops the inner one"
