@@ -91,6 +91,19 @@ def make_task(db):
     return make
 
 
+@pytest.fixture
+def schedule_only_type():
+    """A job type that only schedules and code start (``user_startable=False``)."""
+    from tasks.runtime import registry
+
+    @registry.register("test.schedule_only", stages=[("run", 1.0)], user_startable=False)
+    def schedule_only(ctx):
+        return {}
+
+    yield "test.schedule_only"
+    registry._REGISTRY.pop("test.schedule_only", None)
+
+
 def actor_for(user) -> Actor:
     return Actor(user=user, address="127.0.0.1")
 

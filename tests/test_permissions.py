@@ -217,19 +217,6 @@ def test_resuming_retrying_or_changing_a_task_needs_what_starting_its_type_needs
     ]
 
 
-@pytest.fixture
-def schedule_only_type():
-    """A job type that only schedules and code start (``user_startable=False``)."""
-    from tasks.runtime import registry
-
-    @registry.register("test.schedule_only", stages=[("run", 1.0)], user_startable=False)
-    def schedule_only(ctx):
-        return {}
-
-    yield "test.schedule_only"
-    registry._REGISTRY.pop("test.schedule_only", None)
-
-
 def test_a_type_users_may_not_start_is_refused_by_the_api_and_created_by_nothing(manager, schedule_only_type):
     from batches.services import batch_create
 

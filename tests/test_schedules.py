@@ -376,18 +376,6 @@ def test_scheduling_a_type_needs_what_starting_it_needs(db):
     assert envelope_of(api.post("/api/v1/schedules", {**body, "task_type": "canary", "params": {}}, format="json"), 201)
 
 
-@pytest.fixture
-def schedule_only_type():
-    from tasks.runtime import registry
-
-    @registry.register("test.schedule_only", stages=[("run", 1.0)], user_startable=False)
-    def schedule_only(ctx):
-        return {}
-
-    yield "test.schedule_only"
-    registry._REGISTRY.pop("test.schedule_only", None)
-
-
 def test_the_list_runs_a_fixed_number_of_queries_whatever_the_page_size(manager, django_assert_max_num_queries):
     batch_create(actor=SYSTEM, batch_code="B1", data_source="student_assessments", config=CONFIG)
     for index in range(100):
