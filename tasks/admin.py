@@ -24,7 +24,6 @@ from tasks.admin_helpers import (
     ServiceDeleteMixin,
     object_pk_or_404,
     progress_bar,
-    report_bulk_result,
     run_bulk_action,
     run_task_operation,
     status_badge,
@@ -37,7 +36,6 @@ from tasks.services import (
     BULK_OPERATIONS,
     OPERATION_RULES,
     SCHEDULE_FIELDS,
-    bulk_apply,
     schedule_check,
     schedule_create,
     schedule_delete,
@@ -392,20 +390,19 @@ class TaskTypeAdmin(ObjectIdMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Pause selected task types"), permissions=["manage_queue"])
     def pause_types(self, request, queryset):
-        self._apply(request, queryset, task_type_pause, "paused", _("paused"))
+        def pause(actor, name):
+            task_type_pause(actor=actor, name=name)
+            return "paused"
+
+        run_bulk_action(self, request, queryset.values_list("name", flat=True), pause, _("paused"))
 
     @admin.action(description=_("Resume selected task types"), permissions=["manage_queue"])
     def resume_types(self, request, queryset):
-        self._apply(request, queryset, task_type_resume, "active", _("resumed"))
+        def resume(actor, name):
+            task_type_resume(actor=actor, name=name)
+            return "active"
 
-    def _apply(self, request, queryset, service, becomes: str, verb) -> None:
-        actor = Actor.from_request(request)
-
-        def apply(name):
-            service(actor=actor, name=name)
-            return becomes
-
-        report_bulk_result(self, request, bulk_apply(queryset.values_list("name", flat=True), apply, limit=None), verb)
+        run_bulk_action(self, request, queryset.values_list("name", flat=True), resume, _("resumed"))
 
 
 class SuperusersOnly:
