@@ -8,6 +8,7 @@ from batches.api.views import BATCH_CODE_REGEX, BatchViewSet, DataSourceViewSet,
 from taskcenter import views
 from taskcenter.api.views import SchemaView, api_not_found
 from tasks.api.views import UUID_REGEX, AuditLogViewSet, ScheduleViewSet, TaskTypeViewSet, TaskViewSet
+from tasks.dashboard import dashboard_view
 
 router = SimpleRouter(trailing_slash=False)
 router.register("tasks", TaskViewSet, basename="task")
@@ -53,6 +54,7 @@ api_v1 = [
 admin.site.site_header = admin.site.site_title = gettext_lazy("taskcenter")
 
 urlpatterns = [
+    path("admin/dashboard/", dashboard_view, name="taskcenter-dashboard"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

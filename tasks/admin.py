@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import Http404, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -46,7 +46,7 @@ from tasks.services import (
     task_type_resume,
     task_type_set_limit,
 )
-from tasks.states import LogLevel, TaskStatus
+from tasks.states import FINISHED_STATUSES, LogLevel, TaskStatus
 
 LOG_COLOURS = {LogLevel.DEBUG: "#6c757d", LogLevel.INFO: "#212529", LogLevel.WARN: "#b35c00", LogLevel.ERROR: "#dc3545"}
 LOGS_PER_PAGE = 100
@@ -167,15 +167,19 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
 
     @admin.display(description=_("stages"))
     def stage_progress(self, task):
-        rows = [(stage.name, status_badge(stage.status), progress_bar(stage.progress)) for stage in task.stages.all()]
-        return format_html_join("", "<div style='margin:2px 0'><b>{}</b> {} {}</div>", rows) or "—"
+        rows = [
+            (stage.name, stage.name, status_badge(stage.status), progress_bar(stage.progress))
+            for stage in task.stages.all()
+        ]
+        return format_html_join("", "<div class='tc-stage' data-stage='{}'><b>{}</b> {} {}</div>", rows) or "—"
 
     @admin.display(description=_("estimated completion"))
     def estimated(self, task):
         from tasks.api.serializers import estimated_completion
 
         value = estimated_completion(task)
-        return value or "—"
+        shown = timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "—"
+        return format_html('<span id="tc-eta">{}</span>', shown)
 
     @admin.display(description=_("parameters"))
     def params_pretty(self, task):
@@ -194,11 +198,20 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # Here, not in change_view: the task exists (its id was valid and found).
         context["task_logs"] = self._logs_page(request, obj.pk)
+        # Every button the user may press; those the status does not allow are hidden, and shown
+        # by live.js when the task's status comes to allow them.
         context["task_actions"] = [
-            {"operation": operation, "label": label, "url": reverse("admin:tasks_task_steer", args=[obj.pk, operation])}
+            {
+                "operation": operation,
+                "label": label,
+                "url": reverse("admin:tasks_task_steer", args=[obj.pk, operation]),
+                "statuses": " ".join(OPERATION_RULES[operation][0]),
+                "shown": obj.status in OPERATION_RULES[operation][0],
+            }
             for operation, label in TASK_PAGE_ACTIONS.items()
-            if request.user.has_perm(BULK_OPERATIONS[operation][1]) and obj.status in OPERATION_RULES[operation][0]
+            if request.user.has_perm(BULK_OPERATIONS[operation][1])
         ]
+        context["task_live"] = {"id": obj.pk, "status": obj.status, "final": obj.status in FINISHED_STATUSES}
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):
@@ -207,7 +220,30 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
             self.admin_site.admin_view(self.steer_view),
             name="tasks_task_steer",
         )
-        return [steer, *super().get_urls()]
+        whole_log = path("<path:object_id>/log/", self.admin_site.admin_view(self.log_view), name="tasks_task_log")
+        return [steer, whole_log, *super().get_urls()]
+
+    def log_view(self, request, object_id):
+        """A task's whole log as plain text, oldest first, from a minimum level (?log_level),
+        stamped in the display time zone; streamed, however long it is."""
+        task_id = object_pk_or_404(self.opts, object_id)
+        if not self.has_view_permission(request):
+            raise DjangoPermissionDenied
+        if not Task.objects.filter(pk=task_id).exists():
+            raise Http404("no such task")
+        level = _log_level(request)[1]
+        zone = timezone.get_current_timezone()
+
+        def lines():
+            yield f"# task {task_id}, times in {timezone.get_current_timezone_name()}\n"
+            logs = TaskLog.objects.filter(task_id=task_id, level__gte=level).order_by("id")
+            for stamp, level_value, message in logs.values_list("timestamp", "level", "message").iterator(2000):
+                when = timezone.localtime(stamp, zone).strftime("%Y-%m-%d %H:%M:%S")
+                yield f"{when} [{LogLevel(level_value).label}] {message}\n"
+
+        response = StreamingHttpResponse(lines(), content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'inline; filename="task-{task_id}.log"'
+        return response
 
     def steer_view(self, request, object_id, operation):
         """A task page's button: the operation's service on this task (POST only; the same
@@ -235,13 +271,12 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
         """One page of the task's logs, oldest first, from a minimum level (?log_level, ?log_page)."""
         from django.core.paginator import Paginator
 
-        level_name = request.GET.get("log_level", "debug")
-        try:
-            level = LogLevel.from_name(level_name)
-        except ValueError:
-            level_name, level = "debug", LogLevel.DEBUG
+        level_name, level = _log_level(request)
         logs = TaskLog.objects.filter(task_id=task_id, level__gte=level).order_by("id")
-        page = Paginator(logs, LOGS_PER_PAGE).get_page(request.GET.get("log_page"))
+        paginator = Paginator(logs, LOGS_PER_PAGE)
+        # The tail by default: the newest lines, where live.js appends what comes next.
+        page = paginator.get_page(request.GET.get("log_page") or paginator.num_pages)
+        rows = list(page)
         return {
             "rows": [
                 {
@@ -251,8 +286,12 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
                     "colour": LOG_COLOURS[LogLevel(log.level)],
                     "message": log.message,
                 }
-                for log in page
+                for log in rows
             ],
+            "tail": not page.has_next(),
+            "last_id": rows[-1].id if rows else 0,
+            "colours": {LogLevel(value).label: colour for value, colour in LOG_COLOURS.items()},
+            "whole_log": reverse("admin:tasks_task_log", args=[task_id]) + f"?log_level={level_name}",
             "time_zone": timezone.get_current_timezone_name(),
             "levels": [member.label for member in LogLevel],
             "level": level_name,
@@ -310,6 +349,15 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
 
     def delete_queryset(self, request, queryset):
         run_task_operation(self, request, queryset, "delete", _("deleted"))
+
+
+def _log_level(request) -> tuple[str, LogLevel]:
+    """The minimum log level a task page asks for (``?log_level``; debug when absent or unknown)."""
+    name = request.GET.get("log_level", "debug")
+    try:
+        return name, LogLevel.from_name(name)
+    except ValueError:
+        return "debug", LogLevel.DEBUG
 
 
 def _count(status: str):

@@ -218,21 +218,6 @@ def test_changelists_run_a_fixed_number_of_queries_at_100_rows(admin_client, dja
     assert counts[0] == counts[1], counts
 
 
-def test_dashboard_shows_statuses_running_failures_and_the_hourly_chart(admin_client):
-    running, failed, done = canaries(3)
-    Task.objects.filter(pk=running.pk).update(status="processing", progress=40.0, execution_id=uuid.uuid4())
-    Task.objects.filter(pk=failed.pk).update(status="failed", error_category="data", error_message="bad rows")
-    from django.utils import timezone
-
-    Task.objects.filter(pk=failed.pk).update(completed_at=timezone.now())
-    run_task(str(done.pk))
-    page = admin_client.get("/admin/").content.decode()
-    assert 'id="taskcenter-dashboard"' in page
-    assert f'data-task="{running.pk}"' in page and "bad rows" in page
-    assert page.count("<rect ") == 24 and "<title>" in page
-    assert "taskcenter/live.js" in page
-
-
 def test_live_script_is_served_and_changelist_includes_it(admin_client):
     canaries(1)
     assert "taskcenter/live.js" in admin_client.get(TASKS).content.decode()
@@ -313,10 +298,12 @@ def test_task_page_pages_and_filters_logs_by_level(admin_client):
         TaskLog(task=task, timestamp=task.created_at, level=40 if i % 10 == 0 else 20, message=f"line {i}")
         for i in range(250)
     )
-    first = admin_client.get(f"{TASKS}{task.pk}/change/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    tail = admin_client.get(f"{TASKS}{task.pk}/change/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "line 249" in tail and "line 200" in tail and "line 199<" not in tail and "page 3 of 3" in tail
+    assert "data-tail" in tail, "the newest lines: where the live tail appends"
+    first = admin_client.get(f"{TASKS}{task.pk}/change/?log_page=1", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "line 0" in first and "line 99" in first and "line 100" not in first and "page 1 of 3" in first
-    third = admin_client.get(f"{TASKS}{task.pk}/change/?log_page=3", HTTP_ACCEPT_LANGUAGE="en").content.decode()
-    assert "line 249" in third and "line 0<" not in third
+    assert "data-tail" not in first
     errors = admin_client.get(f"{TASKS}{task.pk}/change/?log_level=error", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert errors.count('class="tc-log tc-log-error"') == 25 and "tc-log-info" not in errors
 
