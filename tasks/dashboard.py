@@ -141,10 +141,11 @@ def bar_chart(start, window: Window, completed: list[int], failed: list[int], si
                 "label_x": round(x, 1),
             }
         )
-    ticks = [{"value": value, "y": round(base - value * scale, 1)} for value in (0, top // 2, top)]
+    values = (0, top // 2, top) if top % 2 == 0 else (0, top)  # no half-way line at 2 of 5
+    ticks = [{"value": value, "y": round(base - value * scale, 1)} for value in values]
     return {
         "bars": out,
-        "ticks": [tick for n, tick in enumerate(ticks) if n == 0 or tick["value"] != ticks[n - 1]["value"]],
+        "ticks": ticks,
         "width": width,
         "height": height,
         "plot_top": AXIS_TOP,

@@ -1,10 +1,13 @@
 """An operator and a viewer in a real browser (Playwright driving Debian's Chromium) against
-gunicorn and a real qcluster. Screenshots go to the test's output folder."""
+gunicorn and a real qcluster. Screenshots go to the test's output folder, or to the folder
+``TASKCENTER_SCREENSHOTS`` names (``docs/images`` refreshes the documentation's)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 from django.db import connections
@@ -57,8 +60,8 @@ def browser():
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
-def login(browser, server, username: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+def login(browser, server, username: str, *, locale: str = "zh-CN", width: int = 1400):
+    page = browser.new_page(viewport={"width": width, "height": 1000}, locale=locale)
     page.goto(f"{server.url}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", f"pw-{username}")
@@ -130,3 +133,149 @@ def test_operator_starts_watches_pauses_resumes_cancels_and_viewer_cannot(
     page.screenshot(path=tmp_path / "viewer.png", full_page=True)
     page.close()
     print(f"screenshots in {tmp_path}")
+
+
+# --- the operators' console -------------------------------------------------------------------
+
+#: Each text element of the page's tables, headings and charts that does not fit its box: a
+#: heading wrapped (a letter a line, in a squeezed column), a label cut off or running outside
+#: its chart, or two of a chart's labels on top of each other.
+ILLEGIBLE = """() => {
+  const bad = [];
+  document.querySelectorAll("#tc-dashboard th, #tc-dashboard h2, #tc-dashboard h3").forEach(el => {
+    const style = getComputedStyle(el);
+    const line = parseFloat(style.lineHeight) || 1.4 * parseFloat(style.fontSize);
+    const text = el.textContent.trim();
+    if (!text) return;
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    const lines = Math.round(range.getBoundingClientRect().height / line);
+    if (el.scrollWidth > el.clientWidth + 1 || lines > 1) bad.push(`${el.tagName} "${text}" on ${lines} lines`);
+  });
+  document.querySelectorAll("#tc-dashboard svg.tc-chart").forEach(svg => {
+    const box = svg.getBoundingClientRect();
+    let right = -Infinity;
+    [...svg.querySelectorAll("text")].forEach(label => {
+      const r = label.getBoundingClientRect();
+      if (r.height < 9) bad.push(`label "${label.textContent}" ${r.height.toFixed(1)} px high`);
+      if (r.left < box.left - 1 || r.right > box.right + 1 || r.bottom > box.bottom + 1)
+        bad.push(`label "${label.textContent}" outside its chart`);
+    });
+    [...svg.querySelectorAll("text")].filter(t => /:|-/.test(t.textContent))
+      .map(t => t.getBoundingClientRect()).sort((a, b) => a.left - b.left)
+      .forEach(r => { if (r.left < right) bad.push("time labels overlap"); right = r.right; });
+  });
+  return bad;
+}"""
+
+
+def screenshots_dir(tmp_path) -> Path:
+    folder = Path(os.environ.get("TASKCENTER_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def has_cjk_font() -> bool:
+    try:
+        return bool(subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout.strip())
+    except FileNotFoundError:
+        return False
+
+
+def bar_width(page, selector: str) -> float:
+    return page.locator(selector).first.evaluate("el => parseFloat(el.querySelector('.tc-progress-bar').style.width)")
+
+
+def test_an_operator_watches_and_steers_from_the_dashboard_and_the_task_page(
+    cluster, web_server, browser, operator, viewer, tmp_path
+):
+    from django.utils import timezone
+
+    from tasks.models import TaskLog
+
+    if os.environ.get("CI") == "true":
+        assert has_cjk_font(), "CI=true but no CJK font: .ci/run installs Debian's fonts-noto-cjk"
+    shots = screenshots_dir(tmp_path)
+    generate(2_000, seed=5)
+    batch_create(actor=SYSTEM, batch_code="CONSOLE_1", data_source="student_assessments", config=CONFIG)
+    for _ in range(3):  # finished work for the charts and the queues table
+        task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0.2, "steps": 2})
+    task_create(  # fails its three attempts
+        actor=SYSTEM, task_type="canary", params={"seconds": 0.2, "steps": 4, "fail_at_step": 2, "fail_times": 3}
+    )
+    wait_for(lambda: not Task.objects.filter(status__in=["pending", "processing"]).exists(), message="warm-up")
+    long = task_create(actor=SYSTEM, task_type="canary", params={"seconds": 24, "steps": 240})
+    wait_for(lambda: status(long) == "processing", message="the long canary to start")
+
+    # The dashboard, at 1280 px: the running task's bar moves without a reload; everything reads.
+    page = login(browser, web_server, "operator", locale="en-US", width=1280)
+    page.goto(f"{web_server.url}/admin/dashboard/")
+    page.evaluate("window.__noReload = true")
+    row = f"#tc-running tr:has(a[href$='/{long.pk}/change/']) .tc-progress"
+    before = bar_width(page, row)
+    page.wait_for_function(
+        f"() => parseFloat(document.querySelector(\"{row}\").querySelector('.tc-progress-bar').style.width) > {before}",
+        timeout=15_000,
+    )
+    assert page.evaluate("window.__noReload") is True, "the dashboard was reloaded"
+    assert page.evaluate(ILLEGIBLE) == []
+    started = timezone.localtime(Task.objects.get(pk=long.pk).started_at).strftime("%H:%M:%S")
+    assert page.locator(f"#tc-running tr:has(a[href$='/{long.pk}/change/'])").inner_text().count(started) == 1
+    assert "(Asia/Shanghai)" in page.locator(".tc-updated").inner_text()
+    assert "Times in Asia/Shanghai" in page.locator("#user-tools").text_content()
+    page.screenshot(path=shots / "dashboard-en.png", full_page=True)
+
+    # Its page: the bar moves; pause and resume with the page's buttons; a new log line appears.
+    page.click(f"#tc-running a[href$='/{long.pk}/change/']")
+    page.evaluate("window.__noReload = true")
+    overall = f".field-progress_bar .tc-progress[data-task='{long.pk}']"
+    before = bar_width(page, overall)
+    page.wait_for_function(
+        f'() => parseFloat(document.querySelector("{overall} .tc-progress-bar").style.width) > {before}',
+        timeout=15_000,
+    )
+    assert page.evaluate("window.__noReload") is True, "the task page was reloaded"
+    assert page.locator("button[name=resume]").is_hidden() and page.locator("button[name=retry]").is_hidden()
+    page.click("button[name=pause]")
+    page.wait_for_load_state()
+    assert "Task paused." in page.locator(".messagelist").inner_text()
+    wait_for(lambda: status(long) == "paused", message="the canary to pause")
+    page.wait_for_selector("button[name=resume]:visible", timeout=10_000)
+    assert page.locator("button[name=pause]").is_hidden()
+    page.click("button[name=resume]")
+    page.wait_for_load_state()
+    page.evaluate("window.__noReload = true")
+    page.wait_for_selector("#tc-log-lines .tc-log:has-text('continuing from step')", timeout=30_000)
+    page.wait_for_selector("button[name=pause]:visible", timeout=10_000)  # shown again once it runs
+    assert page.evaluate("window.__noReload") is True, "the new log line came without a reload"
+    # One clock: the log line's time is its timestamp in the display time zone, as the header says.
+    line = TaskLog.objects.filter(task_id=long.pk, message__startswith="continuing").latest("id")
+    shown = page.locator("#tc-log-lines .tc-log:has-text('continuing from step')").last.inner_text()
+    assert shown.startswith(timezone.localtime(line.timestamp).strftime("%H:%M:%S"))
+    page.screenshot(path=shots / "task-page-en.png", full_page=True)
+    page.close()
+
+    # The same pages in Chinese, for the documentation.
+    page = login(browser, web_server, "operator", locale="zh-CN", width=1280)
+    page.goto(f"{web_server.url}/admin/dashboard/")
+    assert page.evaluate(ILLEGIBLE) == []
+    page.screenshot(path=shots / "dashboard-zh.png", full_page=True)
+    page.goto(f"{web_server.url}/admin/tasks/task/{long.pk}/change/")
+    page.screenshot(path=shots / "task-page-zh.png", full_page=True)
+    page.close()
+
+    # A viewer: the dashboard, but no buttons on a task's page, and a forged POST is refused.
+    page = login(browser, web_server, "viewer", locale="en-US", width=1280)
+    page.goto(f"{web_server.url}/admin/dashboard/")
+    assert page.locator("#tc-queues").is_visible()
+    page.goto(f"{web_server.url}/admin/tasks/task/{long.pk}/change/")
+    assert page.locator(".tc-task-action").count() == 0
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    before = status(long)
+    refused = page.request.post(
+        f"{web_server.url}/admin/tasks/task/{long.pk}/steer/cancel/",
+        headers={"X-CSRFToken": token, "Referer": page.url},
+    )
+    assert refused.status == 403 and status(long) == before
+    page.close()
+    print(f"screenshots in {shots}")
