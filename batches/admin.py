@@ -5,8 +5,10 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from batches.models import Batch
 from batches.selectors import batches_with_latest_task
@@ -100,7 +102,7 @@ class BatchAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
             return "—"
         return progress_bar(batch.latest_task_progress, task_id=batch.latest_task_id, status=batch.latest_task_status)
 
-    @admin.display(description=_("tasks"), ordering="task_count")
+    @admin.display(description=pgettext_lazy("column: how many tasks", "tasks"), ordering="task_count")
     def task_count(self, batch):
         return batch.task_count
 
@@ -114,7 +116,7 @@ class BatchAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
                 str(task.pk)[:8],
                 status_badge(task.status, task_id=task.pk),
                 progress_bar(task.progress, task_id=task.pk, status=task.status),
-                task.created_at.strftime("%Y-%m-%d %H:%M"),
+                timezone.localtime(task.created_at).strftime("%Y-%m-%d %H:%M"),  # the display zone
             )
             for task in batch.tasks.order_by("-created_at")[:50]
         ]

@@ -244,6 +244,7 @@ def dashboard_context(window_key: str) -> dict:
                     "pending": changelist_url(task_type=name, status=TaskStatus.PENDING),
                     "running": changelist_url(task_type=name, status=TaskStatus.PROCESSING),
                     "paused": changelist_url(task_type=name, status=TaskStatus.PAUSED),
+                    "completed": changelist_url(task_type=name, status=TaskStatus.COMPLETED),
                     "failed": changelist_url(task_type=name, status=TaskStatus.FAILED),
                 },
                 "chart": bar_chart(start, window, series[name]["completed"], series[name]["failed"], NARROW),

@@ -14,7 +14,7 @@ from django.db import connections
 
 from batches.assessments import generate
 from batches.models import Batch
-from batches.services import batch_create
+from batches.services import batch_create, batch_start
 from tasks.actors import SYSTEM
 from tasks.models import Task
 from tasks.services import task_create
@@ -186,7 +186,7 @@ def bar_width(page, selector: str) -> float:
     return page.locator(selector).first.evaluate("el => parseFloat(el.querySelector('.tc-progress-bar').style.width)")
 
 
-def test_an_operator_watches_and_steers_from_the_dashboard_and_the_task_page(
+def test_console_an_operator_watches_and_steers_from_the_dashboard_and_the_task_page(
     cluster, web_server, browser, operator, viewer, tmp_path
 ):
     from django.utils import timezone
@@ -198,6 +198,7 @@ def test_an_operator_watches_and_steers_from_the_dashboard_and_the_task_page(
     shots = screenshots_dir(tmp_path)
     generate(2_000, seed=5)
     batch_create(actor=SYSTEM, batch_code="CONSOLE_1", data_source="student_assessments", config=CONFIG)
+    batch_start(actor=SYSTEM, batch_code="CONSOLE_1")
     for _ in range(3):  # finished work for the charts and the queues table
         task_create(actor=SYSTEM, task_type="canary", params={"seconds": 0.2, "steps": 2})
     task_create(  # fails its three attempts

@@ -230,3 +230,19 @@ def test_the_whole_log_is_text_in_the_display_time_zone(client, viewer, django_u
     assert client.get("/admin/tasks/task/00000000-0000-0000-0000-000000000000/log/").status_code == 404
     client.force_login(django_user_model.objects.create_user("staff", password="pw", is_staff=True))
     assert client.get(f"/admin/tasks/task/{task.pk}/log/").status_code == 403
+
+
+def test_a_batch_page_lists_its_tasks_in_the_display_time_zone(admin_client, make_task):
+    from batches.services import batch_create
+    from tasks.actors import SYSTEM
+
+    batch = batch_create(
+        actor=SYSTEM,
+        batch_code="CLOCK",
+        data_source="student_assessments",
+        config={"include_dimensions": ["academic"], "calculation_types": ["descriptive"]},
+    )
+    task = make_task(status="completed", task_type="statistics", batch=batch)
+    Task.objects.filter(pk=task.pk).update(created_at=datetime(2026, 1, 2, 20, 30, tzinfo=UTC))
+    page = admin_client.get(f"/admin/batches/batch/{batch.pk}/change/").content.decode()
+    assert "2026-01-03 04:30" in page and "2026-01-02 20:30" not in page
