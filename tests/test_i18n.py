@@ -47,10 +47,11 @@ def test_the_catalogue_is_complete_and_compiled():
     # The compiled catalogue says what the source says (it was compiled after the last edit).
     with open(PO.with_suffix(".mo"), "rb") as handle:
         compiled = gettext.GNUTranslations(handle)
-    pairs = re.findall(r'^msgid "(.+)"\nmsgstr "(.+)"$', text, re.M)
-    assert len(pairs) > 100
-    for msgid, msgstr in pairs:
-        assert compiled.gettext(msgid.replace('\\"', '"')) == msgstr.replace('\\"', '"'), msgid
+    entries = re.findall(r'^(?:msgctxt "(.+)"\n)?msgid "(.+)"\nmsgstr "(.+)"$', text, re.M)
+    assert len(entries) > 100
+    for context, msgid, msgstr in entries:
+        msgid, msgstr = msgid.replace('\\"', '"'), msgstr.replace('\\"', '"')
+        assert (compiled.pgettext(context, msgid) if context else compiled.gettext(msgid)) == msgstr, msgid
 
 
 def test_admin_speaks_chinese_by_default_and_english_on_request(admin_client):
