@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import setup_django
+from bench.common import setup_django, superuser_client
 
 USERS = [f"operator{i:02d}" for i in range(20)]
 OPERATOR_ACTIONS = ["task.create", "task.cancel", "task.pause", "task.resume", "task.retry", "batch.create"]
@@ -76,8 +76,6 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     setup_django(args.database)
-    from django.contrib.auth import get_user_model
-    from django.test import Client, override_settings
     from django.utils import timezone
 
     from tasks.models import AuditLog
@@ -85,16 +83,7 @@ def main() -> None:
     AuditLog.objects.all().delete()
     fill_seconds = fill(args.rows)
     print(f"filled {args.rows} audit rows in {fill_seconds:.1f} s", flush=True)
-    user = get_user_model().objects.create_superuser("bench-admin", password="bench-password")
-    # Static files by name (no collectstatic manifest); the pages are otherwise as served.
-    override_settings(
-        STORAGES={
-            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-        }
-    ).enable()
-    client = Client()
-    client.force_login(user)
+    client = superuser_client()
     # The date filter's own links (past 7 days, this year): aware datetimes, as it writes them.
     midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     tomorrow = midnight + timedelta(days=1)

@@ -30,6 +30,24 @@ def setup_django(database_url: str | None = None) -> str:
     return database_url
 
 
+def superuser_client():
+    """Django's test client logged in as a new superuser, static files named as in development
+    (no collectstatic manifest): the admin's pages otherwise as served."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client, override_settings
+
+    user = get_user_model().objects.create_superuser("bench-admin", password="bench-password")
+    override_settings(
+        STORAGES={
+            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        }
+    ).enable()
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 def start_process(*args: str, env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from django import template
-from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tasks.dashboard import status_tiles
-from tasks.models import Task
+from tasks.selectors import tasks_by_status
 
 register = template.Library()
 
 
 @register.inclusion_tag("taskcenter/dashboard_summary.html")
 def taskcenter_summary():
-    by_status = dict(Task.objects.values_list("status").annotate(n=Count("id")).order_by())
-    return {"statuses": status_tiles(by_status)}
+    return {"statuses": status_tiles(tasks_by_status())}
 
 
 def short_span(seconds: float) -> str:
