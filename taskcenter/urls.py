@@ -54,7 +54,7 @@ api_v1 = [
 admin.site.site_header = admin.site.site_title = gettext_lazy("taskcenter")
 
 urlpatterns = [
-    path("admin/dashboard/", dashboard_view, name="taskcenter-dashboard"),
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="taskcenter-dashboard"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -46,7 +46,7 @@ from tasks.services import (
     task_type_resume,
     task_type_set_limit,
 )
-from tasks.states import FINISHED_STATUSES, LogLevel, TaskStatus
+from tasks.states import LogLevel, TaskStatus
 
 LOG_COLOURS = {LogLevel.DEBUG: "#6c757d", LogLevel.INFO: "#212529", LogLevel.WARN: "#b35c00", LogLevel.ERROR: "#dc3545"}
 LOGS_PER_PAGE = 100
@@ -212,7 +212,7 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
             for operation, label in TASK_PAGE_ACTIONS.items()
             if request.user.has_perm(BULK_OPERATIONS[operation][1])
         ]
-        context["task_live"] = {"id": obj.pk, "status": obj.status, "final": obj.status in FINISHED_STATUSES}
+        context["task_live"] = {"id": obj.pk, "status": obj.status}
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):
@@ -233,10 +233,11 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
         if not Task.objects.filter(pk=task_id).exists():
             raise Http404("no such task")
         level = _log_level(request)[1]
-        zone = timezone.get_current_timezone()
+        # Read now: the lines are written after the view has returned.
+        zone, zone_name = timezone.get_current_timezone(), timezone.get_current_timezone_name()
 
         def lines():
-            yield f"# task {task_id}, times in {timezone.get_current_timezone_name()}\n"
+            yield f"# task {task_id}, times in {zone_name}\n"
             logs = TaskLog.objects.filter(task_id=task_id, level__gte=level).order_by("id")
             for stamp, level_value, message in logs.values_list("timestamp", "level", "message").iterator(2000):
                 when = timezone.localtime(stamp, zone).strftime("%Y-%m-%d %H:%M:%S")
@@ -269,7 +270,8 @@ class TaskAdmin(ObjectIdMixin, ServiceDeleteMixin, admin.ModelAdmin):
 
     @staticmethod
     def _logs_page(request, task_id) -> dict:
-        """One page of the task's logs, oldest first, from a minimum level (?log_level, ?log_page)."""
+        """One page of the task's logs, oldest first, from a minimum level (?log_level): the
+        newest page unless ?log_page names another."""
         from django.core.paginator import Paginator
 
         level_name, level = _log_level(request)
