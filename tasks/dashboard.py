@@ -76,7 +76,7 @@ def finished_by_bucket(start, window: Window) -> list[tuple[str, str, int, int, 
     # A grouped SELECT per bar, each a range of task_finished_idx (which holds every column they
     # read): grouped by a bar number computed per task, SQLite would sort every task of the window.
     bars = [grouped.filter(completed_at__gte=begins, completed_at__lt=ends) for begins, ends in pairwise(edges)]
-    rows = bars[0].union(*bars[1:], all=True)
+    rows = bars[0].union(*bars[1:], all=True).order_by()  # not the model's ordering (Django 6.1 applies it)
     return [
         (task_type, status, (first - start) // window.bucket, n, seconds or 0.0)
         for task_type, status, n, seconds, first in rows
