@@ -74,8 +74,8 @@ def task_totals() -> TaskTotals:
     """The counts of :class:`TaskTotals`, in three queries."""
     # Not one query grouped by status and type: SQLite groups by sorting, and would look every
     # task up in its table to sort them all. Per status and per type, it reads the counts off an
-    # index in its order; only the few active tasks' rows are read. (PostgreSQL: 36–47 ms at
-    # 100,000 tasks, against 30–38 ms for one query; docs/performance.md.)
+    # index in its order; only the few active tasks' rows are read. PostgreSQL, which would hash
+    # the one query, takes the same three: one way to count (docs/performance.md).
     tasks = Task.objects.order_by()
     return TaskTotals(
         by_status=tasks_by_status(),

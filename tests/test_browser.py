@@ -4,6 +4,7 @@ gunicorn and a real qcluster. Screenshots go to the test's output folder, or to 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -182,8 +183,12 @@ def has_cjk_font() -> bool:
         return False
 
 
-def bar_width(page, selector: str) -> float:
-    return page.locator(selector).first.evaluate("el => parseFloat(el.querySelector('.tc-progress-bar').style.width)")
+def wait_until_the_bar_moves(page, selector: str) -> None:
+    """Wait until the progress bar ``selector`` is wider than it is now (the page not reloaded)."""
+    width = f"parseFloat(document.querySelector({json.dumps(selector)}).querySelector('.tc-progress-bar').style.width)"
+    page.wait_for_selector(selector)
+    before = page.evaluate(f"() => {width}")
+    page.wait_for_function(f"() => {width} > {before}", timeout=15_000)
 
 
 def test_console_an_operator_watches_and_steers_from_the_dashboard_and_the_task_page(
@@ -213,11 +218,7 @@ def test_console_an_operator_watches_and_steers_from_the_dashboard_and_the_task_
     page.goto(f"{web_server.url}/admin/dashboard/")
     page.evaluate("window.__noReload = true")
     row = f"#tc-running tr:has(a[href$='/{long.pk}/change/']) .tc-progress"
-    before = bar_width(page, row)
-    page.wait_for_function(
-        f"() => parseFloat(document.querySelector(\"{row}\").querySelector('.tc-progress-bar').style.width) > {before}",
-        timeout=15_000,
-    )
+    wait_until_the_bar_moves(page, row)
     assert page.evaluate("window.__noReload") is True, "the dashboard was reloaded"
     assert page.evaluate(ILLEGIBLE) == []
     started = timezone.localtime(Task.objects.get(pk=long.pk).started_at).strftime("%H:%M:%S")
@@ -230,11 +231,7 @@ def test_console_an_operator_watches_and_steers_from_the_dashboard_and_the_task_
     page.click(f"#tc-running a[href$='/{long.pk}/change/']")
     page.evaluate("window.__noReload = true")
     overall = f".field-progress_bar .tc-progress[data-task='{long.pk}']"
-    before = bar_width(page, overall)
-    page.wait_for_function(
-        f'() => parseFloat(document.querySelector("{overall} .tc-progress-bar").style.width) > {before}',
-        timeout=15_000,
-    )
+    wait_until_the_bar_moves(page, overall)
     assert page.evaluate("window.__noReload") is True, "the task page was reloaded"
     assert page.locator("button[name=resume]").is_hidden() and page.locator("button[name=retry]").is_hidden()
     page.click("button[name=pause]")
