@@ -108,14 +108,32 @@ def actor_for(user) -> Actor:
     return Actor(user=user, address="127.0.0.1")
 
 
+#: The suite's cluster, once a test has started it (it runs until the session ends).
+_session_cluster: list = []
+
+
 @pytest.fixture(scope="session")
 def qcluster_session(django_db_setup, django_db_blocker, tmp_path_factory):
     from tests.cluster import Cluster
 
     with django_db_blocker.unblock():
         cluster = Cluster(tmp_path_factory.mktemp("cluster")).start()
+    _session_cluster.append(cluster)
     yield cluster
+    _session_cluster.remove(cluster)
     cluster.stop()
+
+
+@pytest.fixture
+def no_cluster(transactional_db):
+    """No cluster runs during the test: the suite's, if an earlier test started it, halts until the
+    test ends. A due task the test commits is then the test's own to run."""
+    halted = list(_session_cluster)
+    for each in halted:
+        each.halt()
+    yield
+    for each in halted:
+        each.start()
 
 
 @pytest.fixture

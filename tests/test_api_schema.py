@@ -21,13 +21,12 @@ TEST_WORKER = "schemathesis:0"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_schemathesis_finds_no_failures_with_its_default_checks(transactional_db, manager, tmp_path, qcluster_session):
+def test_schemathesis_finds_no_failures_with_its_default_checks(no_cluster, manager, tmp_path):
     from tests.cluster import WebServer
     from tests.conftest import stop_all_tasks
 
-    # No worker runs here: the tasks in each state that schemathesis is given stay so (the
-    # session's cluster would run the pending ones and its watchdog release the processing ones).
-    qcluster_session.halt()
+    # No worker runs here (no_cluster): the tasks in each state that schemathesis is given stay so
+    # (the session's cluster would run the pending ones and its watchdog release the processing ones).
     # Event streams of tasks that never finish here would otherwise stay open for minutes.
     live_server = WebServer(tmp_path, extra_env={"TASKCENTER_SSE_MAX_SECONDS": "1"}).start()
     try:
@@ -36,7 +35,6 @@ def test_schemathesis_finds_no_failures_with_its_default_checks(transactional_db
         live_server.stop()
         _let_go_of_test_executions()
         stop_all_tasks()
-        qcluster_session.start()
 
 
 #: What schemathesis is told beyond the schema: where its ids come from (a fuzz dictionary of

@@ -330,13 +330,11 @@ def two_clusters(request, transactional_db, tmp_path):
 
     if connection.vendor != "postgresql":
         pytest.skip("scale-out runs on PostgreSQL (run the suite with DATABASE_URL=postgres://…)")
-    session_cluster = request.getfixturevalue("qcluster_session")
-    session_cluster.halt()
+    request.getfixturevalue("no_cluster")
     clusters = [Cluster(tmp_path / name).start() for name in ("machine-a", "machine-b")]
     yield clusters
     for each in clusters:
         each.stop()
-    session_cluster.start()
 
 
 @pytest.mark.worker
@@ -358,12 +356,10 @@ def redis_cluster(request, transactional_db, tmp_path):
     if not redis_answers():
         pytest.skip("Redis does not answer on 127.0.0.1:6379")
     redis.Redis.from_url(REDIS_URL).flushdb()
-    session_cluster = request.getfixturevalue("qcluster_session")
-    session_cluster.halt()
+    request.getfixturevalue("no_cluster")
     cluster = Cluster(tmp_path / "redis", extra_env={"REDIS_URL": REDIS_URL}).start()
     yield cluster
     cluster.stop()
-    session_cluster.start()
 
 
 @pytest.mark.worker

@@ -385,7 +385,7 @@ def test_a_task_retried_while_a_dead_execution_held_it_is_sent_again_once_releas
 
 @pytest.mark.parametrize("ending", ["check", "return", "raise", "time out"])
 def test_a_task_deleted_while_its_job_still_runs_stays_deleted_and_its_files_go(
-    transactional_db, temporary_job, settings, tmp_path, ending
+    no_cluster, temporary_job, settings, tmp_path, ending
 ):
     """Cancelled and deleted at once while the job still writes: whether the job next checks,
     returns a result, fails or runs out of time (django-q2's alarm raising in the job), nothing

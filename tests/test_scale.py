@@ -40,13 +40,11 @@ def two_clusters(request, transactional_db, tmp_path):
 
     # Only the two clusters under test may work on this database: the suite's own cluster (ORM
     # broker, its own trace directory) would otherwise take tasks from the queue.
-    session_cluster = request.getfixturevalue("qcluster_session")
-    session_cluster.halt()
+    request.getfixturevalue("no_cluster")
     clusters = [Cluster(tmp_path / name, extra_env=env).start() for name in ("machine-a", "machine-b")]
     yield clusters, trace
     for cluster in clusters:
         cluster.stop()
-    session_cluster.start()
 
 
 def test_two_clusters_run_every_task_exactly_once_when_one_is_killed(two_clusters):

@@ -524,13 +524,12 @@ def test_a_cron_schedule_next_run_over_http_is_its_time_in_shanghai_on_the_previ
 
 
 @pytest.mark.worker
-def test_with_the_redis_broker_the_pusher_runs_the_schedules_too(transactional_db, tmp_path, qcluster_session):
+def test_with_the_redis_broker_the_pusher_runs_the_schedules_too(no_cluster, tmp_path):
     if not redis_answers():
         pytest.skip("Redis does not answer on 127.0.0.1:6379")
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
-    qcluster_session.halt()  # only the Redis cluster may take the run
     cluster = Cluster(tmp_path, extra_env={"REDIS_URL": REDIS_URL}).start()
     try:
         schedule = every(5, name=f"redis-{uuid.uuid4().hex[:6]}")
@@ -544,4 +543,3 @@ def test_with_the_redis_broker_the_pusher_runs_the_schedules_too(transactional_d
         assert Schedule.objects.get(pk=schedule.pk).last_task_id == task.pk
     finally:
         cluster.stop()
-        qcluster_session.start()

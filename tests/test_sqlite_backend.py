@@ -380,16 +380,13 @@ def test_a_long_wait_for_a_hold_nobody_recorded_has_no_known_start(tmp_path, clo
 
 @pytest.fixture
 def no_other_watchdog(request, transactional_db):
-    """The suite's cluster (``qcluster_session``) halted during the test: its watchdog loop, which
+    """The suite's cluster halted during the test (``no_cluster``): its watchdog loop, which
     did not wait long for the lock, would rightly count the test's task lost at any moment."""
     from django.db import connection
 
     if connection.vendor != "sqlite":
         pytest.skip("the write lock is SQLite's")
-    cluster = request.getfixturevalue("qcluster_session")
-    cluster.halt()
-    yield
-    cluster.start()
+    request.getfixturevalue("no_cluster")
 
 
 def test_the_watchdog_decides_later_after_a_long_wait_for_a_hold_nobody_recorded(no_other_watchdog, clock):

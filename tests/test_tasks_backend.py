@@ -156,7 +156,7 @@ def test_tasks_enqueued_here_run_on_the_cluster(cluster):
     assert Task.objects.get(pk=deferred.id).priority == 5
 
 
-def test_aenqueue_and_aget_result_work_from_async_code(transactional_db):
+def test_aenqueue_and_aget_result_work_from_async_code(no_cluster):
     import asyncio
 
     from asgiref.sync import sync_to_async
