@@ -502,7 +502,7 @@ class AuditLogAdmin(ObjectIdMixin, admin.ModelAdmin):
     list_filter = (
         ("actor_name", IndexedValuesFilter),
         ("action", IndexedValuesFilter),
-        "target_type",
+        ("target_type", IndexedValuesFilter),
         "created_at",
     )
     search_fields = ("actor_name", "target_id", "action")

@@ -72,11 +72,14 @@ ROUTINE_VALUES = {"actor_name": (SYSTEM.name,), "action": ROUTINE_WORKER_ACTIONS
 
 
 def distinct_values(column: str) -> list[str]:
-    """The values of ``column`` (``actor_name`` or ``action``) in the audit log, sorted, the
-    routine worker rows' ones always among them: read from the column's partial index a value
-    at a time (each the next one past the last), where a DISTINCT would read every row."""
-    rows = AuditLog.objects.filter(not_routine_worker_row()).order_by(column).values_list(column, flat=True)
-    values = set(ROUTINE_VALUES[column])
+    """The values of ``column`` (``actor_name``, ``action`` or ``target_type``) in the audit log,
+    sorted: read from the index the column leads a value at a time (each the next one past the
+    last), where a DISTINCT would read every row. The partial indexes of ``actor_name`` and
+    ``action`` leave the routine worker rows out: their values are always among those."""
+    rows = AuditLog.objects.order_by(column).values_list(column, flat=True)
+    values = set(ROUTINE_VALUES.get(column, ()))
+    if column in ROUTINE_VALUES:
+        rows = rows.filter(not_routine_worker_row())
     value = rows.first()
     while value is not None:
         values.add(value)
