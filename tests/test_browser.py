@@ -18,7 +18,7 @@ from batches.models import Batch
 from batches.services import batch_create, batch_start
 from tasks.actors import SYSTEM
 from tasks.models import Task
-from tasks.services import task_create
+from tasks.services import task_cancel, task_create, task_delete
 from tests.cluster import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -275,5 +275,20 @@ def test_console_an_operator_watches_and_steers_from_the_dashboard_and_the_task_
         headers={"X-CSRFToken": token, "Referer": page.url},
     )
     assert refused.status == 403 and status(long) == before
+
+    # Deleted meanwhile (by someone else): the page says so and stops asking for it.
+    task_cancel(actor=SYSTEM, task_id=long.pk)
+    task_delete(actor=SYSTEM, task_id=long.pk)
+    page.wait_for_selector("#tc-task-gone:visible", timeout=10_000)
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if str(long.pk) in request.url else None)
+    page.wait_for_timeout(5_000)  # more than two polling intervals
+    assert asked == []
+
+    # Its session ends (logged out elsewhere): the dashboard goes to the login page, rather than
+    # showing the login form inside itself.
+    page.goto(f"{web_server.url}/admin/dashboard/")
+    page.context.clear_cookies()
+    page.wait_for_url("**/admin/login/?next=/admin/dashboard/", timeout=15_000)
     page.close()
     print(f"screenshots in {shots}")

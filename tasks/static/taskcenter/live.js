@@ -3,11 +3,13 @@
 // from the API every 2 s while any of them is unfinished.
 // A task's page (#tc-task-page): its status, progress, stages and estimated completion, the
 // buttons its status allows, and the log tail (new lines appended at the page's level) — until
-// the task finishes.
+// the task finishes (or is deleted).
 (function () {
   "use strict";
   var EVERY = 2000;
-  var FINAL = { completed: true, failed: true, cancelled: true };
+  // "gone": a task deleted meanwhile (its API answers 404); nothing more to follow.
+  var FINAL = { completed: true, failed: true, cancelled: true, gone: true };
+  var GONE = "gone";
   var COLOURS = {
     pending: "#6c757d", processing: "#0d6efd", paused: "#fd7e14",
     completed: "#198754", failed: "#dc3545", cancelled: "#495057"
@@ -15,7 +17,7 @@
 
   function getJson(url) {
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (r) { return r.ok ? r.json() : (r.status === 404 ? GONE : null); })
       .catch(function () { return null; });
   }
 
@@ -56,7 +58,11 @@
     if (!ids.length) { return null; }
     return Promise.all(ids.slice(0, 100).map(function (id) {
       return getJson("/api/v1/statistics/tasks/" + id + "/status").then(function (body) {
-        if (body && body.success) { apply(id, body.data.status, body.data.progress); }
+        if (body === GONE) {
+          document.querySelectorAll('[data-task="' + id + '"]').forEach(function (el) {
+            el.setAttribute("data-status", GONE);
+          });
+        } else if (body && body.success) { apply(id, body.data.status, body.data.progress); }
       });
     }));
   }
@@ -127,6 +133,12 @@
     var taskUrl = page.getAttribute("data-api");
     var times = clock(page.getAttribute("data-time-zone"));
     return getJson(taskUrl).then(function (body) {
+      if (body === GONE) {
+        page.setAttribute("data-status", GONE);
+        document.querySelectorAll(".tc-task-action").forEach(function (item) { item.hidden = true; });
+        document.getElementById("tc-task-gone").hidden = false;
+        return;
+      }
       if (!body || !body.success) { return; }
       showTask(page, body.data, times);
       return tailLogs(taskUrl, times).then(function () {
